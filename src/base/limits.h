@@ -1,0 +1,57 @@
+/*
+ * limits.h - every limit in Spline, with its reason and hard maximum (STYLE 7).
+ *
+ * Every loop and queue is bounded by one of these. Relations between limits are pinned
+ * by static assertions at the bottom, so an incompatible change fails the build.
+ * Each component edits only its own section.
+ */
+#ifndef SPL_BASE_LIMITS_H
+#define SPL_BASE_LIMITS_H
+
+#include "base/assert.h"
+
+/* ---- storage geometry (DESIGN §1) ---- */
+#define SPL_CHUNK_SIZE (16u << 20)           /* bytes in a chunk */
+#define SPL_SEGMENT_SIZE (1ull << 30)        /* bytes in a segment */
+#define SPL_CHUNKS_PER_SEGMENT (SPL_SEGMENT_SIZE / SPL_CHUNK_SIZE)
+#define SPL_BLOCK_SIZE 4096u                 /* smallest I/O unit and alignment */
+#define SPL_VOLUME_SIZE_MAX (1ull << 50)     /* 1 PiB: 2^20 segments */
+#define SPL_VOLUME_NAME_MAX 128              /* bytes in a volume name */
+#define SPL_REPLICAS_MAX 5                   /* replicas per copyset (3 by default) */
+
+/* ---- base ---- */
+#define SPL_CONFIG_LINE_MAX 4096             /* bytes in one config file line */
+#define SPL_CONFIG_KEYS_MAX 256              /* keys in one config table */
+#define SPL_IOBUF_BLOCK_SIZE (64u << 10)     /* default iobuf block: a socket read unit */
+
+/* ---- rpc ---- */
+#define SPL_RPC_META_MAX (1u << 20)          /* protobuf metadata per frame: 1 MiB */
+#define SPL_RPC_ATTACH_MAX (32u << 20)       /* raw attachment per frame: > 1 chunk write */
+#define SPL_RPC_INFLIGHT_PER_CONN_MAX 4096   /* requests being served per server conn */
+#define SPL_RPC_PENDING_PER_CHANNEL_MAX 65536 /* calls outstanding on one client channel */
+#define SPL_RPC_SERVICES_MAX 32
+#define SPL_RPC_METHODS_PER_SERVICE_MAX 64
+#define SPL_RPC_CONNS_MAX 4096               /* accepted connections per server */
+
+/* ---- raft ---- */
+#define SPL_RAFT_ENTRY_MAX (SPL_RPC_ATTACH_MAX) /* one proposal's bytes */
+#define SPL_RAFT_BATCH_ENTRIES_MAX 256       /* entries per AppendEntries */
+#define SPL_RAFT_BATCH_BYTES_MAX (8u << 20)  /* bytes per AppendEntries */
+#define SPL_RAFT_INFLIGHT_MSGS_MAX 64        /* AppendEntries in flight per follower */
+#define SPL_RAFT_PROPOSALS_MAX 4096          /* uncommitted proposals per group */
+#define SPL_RAFT_GROUPS_MAX 4096             /* groups per process */
+#define SPL_RAFT_PEERS_MAX SPL_REPLICAS_MAX  /* voters + learners per group, plus one */
+
+/* ---- mds ---- */
+#define SPL_MDS_COPYSETS_PER_CS_MAX 1024     /* copysets one chunkserver may hold */
+#define SPL_MDS_CHUNKSERVERS_MAX 65536
+#define SPL_ETCD_VALUE_MAX (1u << 20)        /* etcd's default request limit is 1.5 MiB */
+#define SPL_ETCD_TXN_OPS_MAX 128             /* etcd's default --max-txn-ops */
+
+SPL_STATIC_ASSERT(SPL_CHUNK_SIZE % SPL_BLOCK_SIZE == 0, "chunk is whole blocks");
+SPL_STATIC_ASSERT(SPL_SEGMENT_SIZE % SPL_CHUNK_SIZE == 0, "segment is whole chunks");
+SPL_STATIC_ASSERT(SPL_RPC_ATTACH_MAX >= SPL_CHUNK_SIZE, "one frame carries a chunk write");
+SPL_STATIC_ASSERT(SPL_RAFT_BATCH_BYTES_MAX <= SPL_RPC_ATTACH_MAX, "a batch fits a frame");
+SPL_STATIC_ASSERT(SPL_IOBUF_BLOCK_SIZE >= SPL_BLOCK_SIZE, "a block holds a 4 KiB write");
+
+#endif
