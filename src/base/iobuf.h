@@ -61,7 +61,7 @@ int spl_iobuf_append_ref(struct spl_iobuf *dst, const struct spl_iobuf *src, uin
 int spl_iobuf_append_external(struct spl_iobuf *b, void *data, size_t len,
                               void (*free_cb)(void *ctx, void *data), void *ctx);
 
-/* Writable tail space for a read(2): *ptr/*avail get at least min_len bytes (min_len <=
+/* Writable tail space for a read(2): *ptr and *avail get at least min_len bytes (min_len <=
  * SPL_IOBUF_BLOCK_SIZE) after the current end. Nothing is added until commit. */
 int spl_iobuf_reserve(struct spl_iobuf *b, size_t min_len, void **ptr, size_t *avail);
 /* Make n bytes of the last reserve part of the buffer (n <= avail). */

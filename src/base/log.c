@@ -1,6 +1,7 @@
 /* log.c - see log.h. One formatted buffer, one write(2) per line. */
 #include "base/log.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,0 +1,2 @@
+/* config.c - see config.h (implementation in progress). */
+#include "base/config.h"

@@ -1,0 +1,2 @@
+/* iobuf.c - see iobuf.h (implementation in progress). */
+#include "base/iobuf.h"
