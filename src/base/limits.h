@@ -23,6 +23,7 @@
 #define SPL_CONFIG_LINE_MAX 4096             /* bytes in one config file line */
 #define SPL_CONFIG_KEYS_MAX 256              /* keys in one config table */
 #define SPL_IOBUF_BLOCK_SIZE (64u << 10)     /* default iobuf block: a socket read unit */
+#define SPL_IOBUF_CACHE_BLOCKS_MAX 64        /* freed blocks kept per thread: 4 MiB */
 
 /* ---- rpc ---- */
 #define SPL_RPC_META_MAX (1u << 20)          /* protobuf metadata per frame: 1 MiB */
@@ -32,6 +33,7 @@
 #define SPL_RPC_SERVICES_MAX 32
 #define SPL_RPC_METHODS_PER_SERVICE_MAX 64
 #define SPL_RPC_CONNS_MAX 4096               /* accepted connections per server */
+#define SPL_RPC_IO_THREADS_MAX 16            /* IO threads (libuv loops) per runtime */
 
 /* ---- raft ---- */
 #define SPL_RAFT_ENTRY_MAX (SPL_RPC_ATTACH_MAX) /* one proposal's bytes */
