@@ -50,10 +50,23 @@
 #define SPL_ETCD_VALUE_MAX (1u << 20)        /* etcd's default request limit is 1.5 MiB */
 #define SPL_ETCD_TXN_OPS_MAX 128             /* etcd's default --max-txn-ops */
 
+/* ---- metrics ---- */
+#define SPL_METRICS_FAMILIES_MAX 1024        /* families per registry */
+#define SPL_METRICS_CHILDREN_MAX 4096        /* label tuples per family: cardinality cap */
+#define SPL_METRICS_LABELS_MAX 4             /* label names per family */
+#define SPL_METRICS_NAME_MAX 128             /* bytes in a metric or label name */
+#define SPL_METRICS_HELP_MAX 512             /* bytes in a help string */
+#define SPL_METRICS_LABEL_VALUE_MAX 256      /* bytes in a label value (a volume name fits) */
+#define SPL_METRICS_SHARDS_MAX 16            /* per-CPU shards per counter/histogram */
+#define SPL_HTTP_HANDLERS_MAX 32             /* extra GET paths per HTTP server */
+#define SPL_HTTP_CONNS_MAX 64                /* concurrent HTTP connections (scrapers, curl) */
+#define SPL_HTTP_TIMEOUT_S 10                /* idle HTTP connection timeout */
+
 SPL_STATIC_ASSERT(SPL_CHUNK_SIZE % SPL_BLOCK_SIZE == 0, "chunk is whole blocks");
 SPL_STATIC_ASSERT(SPL_SEGMENT_SIZE % SPL_CHUNK_SIZE == 0, "segment is whole chunks");
 SPL_STATIC_ASSERT(SPL_RPC_ATTACH_MAX >= SPL_CHUNK_SIZE, "one frame carries a chunk write");
 SPL_STATIC_ASSERT(SPL_RAFT_BATCH_BYTES_MAX <= SPL_RPC_ATTACH_MAX, "a batch fits a frame");
+SPL_STATIC_ASSERT(SPL_METRICS_LABEL_VALUE_MAX >= SPL_VOLUME_NAME_MAX, "a volume name is a label");
 SPL_STATIC_ASSERT(SPL_IOBUF_BLOCK_SIZE >= SPL_BLOCK_SIZE, "a block holds a 4 KiB write");
 
 #endif
