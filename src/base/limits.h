@@ -42,7 +42,11 @@
 #define SPL_RAFT_INFLIGHT_MSGS_MAX 64        /* AppendEntries in flight per follower */
 #define SPL_RAFT_PROPOSALS_MAX 4096          /* uncommitted proposals per group */
 #define SPL_RAFT_GROUPS_MAX 4096             /* groups per process */
-#define SPL_RAFT_PEERS_MAX SPL_REPLICAS_MAX  /* voters + learners per group, plus one */
+#define SPL_RAFT_PEERS_MAX (SPL_REPLICAS_MAX + 1) /* voters + learners per group, plus one */
+#define SPL_RAFT_READS_MAX 1024              /* pending read-index requests per group */
+#define SPL_RAFT_CATCHUP_LAG_MAX 64          /* entries a learner may lag to be promoted */
+#define SPL_RAFT_SNAP_DATA_MAX (16u << 20)   /* app part of a snapshot's meta (chunk list) */
+#define SPL_RAFT_HB_ROUNDS 64                /* heartbeat rounds remembered for the lease */
 
 /* ---- mds ---- */
 #define SPL_MDS_COPYSETS_PER_CS_MAX 1024     /* copysets one chunkserver may hold */
@@ -68,5 +72,6 @@ SPL_STATIC_ASSERT(SPL_RPC_ATTACH_MAX >= SPL_CHUNK_SIZE, "one frame carries a chu
 SPL_STATIC_ASSERT(SPL_RAFT_BATCH_BYTES_MAX <= SPL_RPC_ATTACH_MAX, "a batch fits a frame");
 SPL_STATIC_ASSERT(SPL_METRICS_LABEL_VALUE_MAX >= SPL_VOLUME_NAME_MAX, "a volume name is a label");
 SPL_STATIC_ASSERT(SPL_IOBUF_BLOCK_SIZE >= SPL_BLOCK_SIZE, "a block holds a 4 KiB write");
+SPL_STATIC_ASSERT(SPL_RAFT_PEERS_MAX > SPL_REPLICAS_MAX, "room to add before removing");
 
 #endif
