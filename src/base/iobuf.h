@@ -12,7 +12,8 @@
  * Memory: blocks of SPL_IOBUF_BLOCK_SIZE come from a per-thread cache of freed blocks
  * (bounded), so steady-state I/O does not call malloc.
  * Errors: functions that can allocate return 0 or -ENOMEM; on -ENOMEM the iobuf is
- * unchanged.
+ * unchanged. Ranges beyond len (consume, cut, append_ref, crc32c, to_iovec) and a commit
+ * without a reserve are programmer errors and ASSERT.
  */
 #ifndef SPL_BASE_IOBUF_H
 #define SPL_BASE_IOBUF_H
@@ -57,14 +58,18 @@ int spl_iobuf_append(struct spl_iobuf *b, const void *data, size_t len);
 /* Share [offset, offset+len) of src at the end of dst: no byte copied. */
 int spl_iobuf_append_ref(struct spl_iobuf *dst, const struct spl_iobuf *src, uint64_t offset,
                          uint64_t len);
-/* Wrap caller memory as a block; free_cb(ctx, data) runs when the last slice goes. */
+/* Wrap caller memory as a block; free_cb(ctx, data) runs when the last slice goes (on
+ * whichever thread drops it; free_cb may be NULL). The bytes are never written. len == 0:
+ * free_cb runs at once. On -ENOMEM free_cb is not called and the caller keeps data. */
 int spl_iobuf_append_external(struct spl_iobuf *b, void *data, size_t len,
                               void (*free_cb)(void *ctx, void *data), void *ctx);
 
 /* Writable tail space for a read(2): *ptr and *avail get at least min_len bytes (min_len <=
  * SPL_IOBUF_BLOCK_SIZE) after the current end. Nothing is added until commit. */
 int spl_iobuf_reserve(struct spl_iobuf *b, size_t min_len, void **ptr, size_t *avail);
-/* Make n bytes of the last reserve part of the buffer (n <= avail). */
+/* Make n bytes of the last reserve part of the buffer (n <= avail). Commit before any
+ * other change to b: a later append writes into the reserved space, and append_ref,
+ * append_external or reset give the reservation up. */
 void spl_iobuf_commit(struct spl_iobuf *b, size_t n);
 
 /* Drop n bytes from the front (n <= len). */
@@ -92,7 +97,8 @@ bool spl_iobuf_equal(const struct spl_iobuf *a, const struct spl_iobuf *b);
 struct spl_iobuf_stats {
     uint64_t blocks_alloc;  /* blocks obtained from malloc */
     uint64_t blocks_cached; /* blocks reused from the cache */
-    uint64_t blocks_live;   /* process-wide blocks not yet freed */
+    uint64_t blocks_live;   /* process-wide blocks held by slices (internal and external;
+                             * blocks resting in a cache are not live) */
 };
 void spl_iobuf_stats(struct spl_iobuf_stats *out);
 
