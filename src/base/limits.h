@@ -48,6 +48,23 @@
 #define SPL_RAFT_SNAP_DATA_MAX (16u << 20)   /* app part of a snapshot's meta (chunk list) */
 #define SPL_RAFT_HB_ROUNDS 64                /* heartbeat rounds remembered for the lease */
 
+/* ---- raftlog (src/raftlog; layout in docs/format-raftlog.md) ---- */
+#define SPL_RAFTLOG_SEGMENT_SIZE_DEFAULT (64u << 20) /* one pool file; a few s of 4 KiB writes */
+#define SPL_RAFTLOG_SEGMENT_SIZE_MIN (64u << 10)  /* small segments for tests; >= header + 1 rec */
+#define SPL_RAFTLOG_SEGMENT_SIZE_MAX (1u << 30)   /* record offsets are 32-bit */
+#define SPL_RAFTLOG_SEGMENT_HEADER_SIZE 4096u     /* two header slots; records start here */
+#define SPL_RAFTLOG_SEGMENTS_PER_GROUP_MAX 4096   /* live segments of one group */
+#define SPL_RAFTLOG_APPEND_ENTRIES_MAX 4096       /* entries in one append call (a ready batch) */
+#define SPL_RAFTLOG_READ_BYTES_MAX (64u << 20)    /* bytes one entries() read may return */
+#define SPL_RAFTLOG_SYNC_THREADS_MAX 64           /* sync workers per env (per disk) */
+#define SPL_RAFTLOG_POOL_FILES_MAX (1u << 20)     /* files in one walpool directory */
+#define SPL_RAFTLOG_GROUPS_MAX SPL_RAFT_GROUPS_MAX /* open group logs per env */
+#define SPL_RAFTLOG_PATH_MAX 512                  /* bytes in a group dir or pool path */
+#define SPL_RAFTLOG_SNAP_FILES_MAX (1u << 20)     /* named files in snapshot metadata */
+#define SPL_RAFTLOG_SNAP_NAME_MAX 255             /* bytes in one snapshot file name */
+#define SPL_RAFTLOG_SNAP_BLOB_MAX SPL_RAFT_SNAP_DATA_MAX /* app bytes in snapshot meta */
+#define SPL_RAFTLOG_SNAP_META_MAX (320u << 20)    /* whole snapshot meta file (files + blob) */
+
 /* ---- mds ---- */
 #define SPL_MDS_COPYSETS_PER_CS_MAX 1024     /* copysets one chunkserver may hold */
 #define SPL_MDS_CHUNKSERVERS_MAX 65536
@@ -73,5 +90,15 @@ SPL_STATIC_ASSERT(SPL_RAFT_BATCH_BYTES_MAX <= SPL_RPC_ATTACH_MAX, "a batch fits 
 SPL_STATIC_ASSERT(SPL_METRICS_LABEL_VALUE_MAX >= SPL_VOLUME_NAME_MAX, "a volume name is a label");
 SPL_STATIC_ASSERT(SPL_IOBUF_BLOCK_SIZE >= SPL_BLOCK_SIZE, "a block holds a 4 KiB write");
 SPL_STATIC_ASSERT(SPL_RAFT_PEERS_MAX > SPL_REPLICAS_MAX, "room to add before removing");
+
+SPL_STATIC_ASSERT(SPL_RAFTLOG_SEGMENT_SIZE_MIN % SPL_BLOCK_SIZE == 0, "segments are blocks");
+SPL_STATIC_ASSERT(SPL_RAFTLOG_SEGMENT_SIZE_DEFAULT >= SPL_RAFTLOG_SEGMENT_HEADER_SIZE + 64 +
+                      SPL_RAFT_ENTRY_MAX, "a default segment holds the largest entry");
+SPL_STATIC_ASSERT(SPL_RAFTLOG_READ_BYTES_MAX >= SPL_RAFT_ENTRY_MAX, "a read returns any entry");
+SPL_STATIC_ASSERT(SPL_RAFTLOG_APPEND_ENTRIES_MAX >= SPL_RAFT_BATCH_ENTRIES_MAX,
+                  "an append takes a whole AppendEntries batch");
+SPL_STATIC_ASSERT(SPL_RAFTLOG_SNAP_META_MAX >= 64 + SPL_RAFTLOG_SNAP_BLOB_MAX +
+                      (uint64_t)SPL_RAFTLOG_SNAP_FILES_MAX * (10 + SPL_RAFTLOG_SNAP_NAME_MAX),
+                  "snapshot meta holds every file name and the blob");
 
 #endif
