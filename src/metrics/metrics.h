@@ -236,7 +236,7 @@ uint64_t spl_histogram_bucket_upper(unsigned index);
 /* ---- exposition ---- */
 
 /* spl_metrics_write - write every family in Prometheus text format 0.0.4 to out.
- * Returns 0, or -EIO when writing to out failed. */
+ * Returns 0, -EIO when writing to out failed, or -ENOMEM (scratch space). */
 int spl_metrics_write(struct spl_metrics *reg, FILE *out);
 
 /* spl_metrics_format - the same text in a malloc'd NUL-terminated buffer (*text_out,
