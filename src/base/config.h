@@ -14,6 +14,16 @@
  * of the wrong type or out of bounds are rejected with the key, the file line (or the
  * flag) and the reason, and the output struct is left untouched.
  *
+ * Details: keys are case-sensitive; an unquoted file value ends at `#` and is trimmed; a
+ * line may hold at most SPL_CONFIG_LINE_MAX bytes and a file SPL_CONFIG_FILE_MAX. Table
+ * defaults are parsed like file values, while flag and spl_config_set values are taken
+ * literally (the shell or the caller has already done the quoting). A bare number is
+ * bytes for a size and milliseconds for a duration. Bool values are case-insensitive.
+ * A bad table (bad name, duplicate, missing bounds, unparsable default) is a programmer
+ * error and ASSERTs. Validators run on file and flag values as they are read and on the
+ * defaults that nothing overrode, so a default that only fails in this environment is
+ * reported only when it is actually used.
+ *
  * Threads: loading happens before threads start. spl_config_set on a runtime key is the
  * caller's to serialize against readers (daemons do it on their main loop).
  */
@@ -56,11 +66,13 @@ struct spl_config_table {
     size_t struct_size;           /* sizeof the daemon's config struct */
 };
 
-/* Where and why loading failed; filled by the functions below on error. */
+/* Where and why loading failed; filled by the functions below on error (every err
+ * parameter may be NULL). Empty strings mean "not applicable". */
 struct spl_config_error {
     char key[64];
-    char source[256];             /* "path:line" or "--flag" */
+    char source[256];             /* "path:line", "--flag", "default" or "set" */
     char reason[256];
+    char program[64];             /* the table's program, for spl_config_format_error */
 };
 
 /* spl_config_defaults - fill cfg (struct_size bytes) with every default.
@@ -78,7 +90,9 @@ int spl_config_parse_file(const struct spl_config_table *t, void *cfg, const cha
  * flags are returned in positional[] (up to positional_max; more is an error).
  * Returns 0; 1 when --help was given (help printed to stdout, caller exits 0);
  * SPL_ECONFIG / -errno with err filled. Required keys missing after all sources are an
- * error. */
+ * error. argv[0] is the program and is skipped; `--` ends the flags; a bool key may be
+ * given bare (`--verbose` means true); a key given twice as a flag is an error; `-h` is
+ * --help. positional_count may be NULL; positional[] entries point into argv. */
 int spl_config_load_args(const struct spl_config_table *t, void *cfg, int argc,
                          char **argv, const char **positional, int positional_max,
                          int *positional_count, struct spl_config_error *err);

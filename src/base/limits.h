@@ -22,6 +22,7 @@
 /* ---- base ---- */
 #define SPL_CONFIG_LINE_MAX 4096             /* bytes in one config file line */
 #define SPL_CONFIG_KEYS_MAX 256              /* keys in one config table */
+#define SPL_CONFIG_FILE_MAX (1u << 20)       /* bytes in one config file */
 #define SPL_IOBUF_BLOCK_SIZE (64u << 10)     /* default iobuf block: a socket read unit */
 #define SPL_IOBUF_CACHE_BLOCKS_MAX 64        /* freed blocks kept per thread: 4 MiB */
 
