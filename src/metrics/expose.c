@@ -3,7 +3,8 @@
  *
  * Per family: `# HELP name text`, `# TYPE name type`, then one line per sample,
  * `name{label="value",...} number`. Help escapes \ and newline; label values also
- * escape ". Numbers are Go-style floats: shortest round-trip, +Inf, -Inf, NaN.
+ * escape ". Numbers: integers in full, other floats as the shortest text that reads back
+ * exactly, +Inf, -Inf, NaN.
  * Families are written sorted by exported name (a histogram's companion summary sorts
  * under its own name), children in creation order.
  */
@@ -30,6 +31,8 @@ const char *spl__format_double(double v, char *buf, size_t size)
         snprintf(buf, size, "NaN");
     } else if (isinf(v)) {
         snprintf(buf, size, v > 0 ? "+Inf" : "-Inf");
+    } else if (v == trunc(v) && fabs(v) < 9007199254740992.0) {
+        snprintf(buf, size, "%.0f", v); /* integers (below 2^53) in full, not 2e+04 */
     } else {
         for (int precision = 1; precision <= 17; precision++) {
             snprintf(buf, size, "%.*g", precision, v);

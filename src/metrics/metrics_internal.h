@@ -97,11 +97,11 @@ bool spl__label_name_valid(const char *name);
 /* spl__shard_index - the calling CPU's shard under mask. */
 unsigned spl__shard_index(unsigned mask);
 
-/* spl__write_double - v in the exposition's float syntax (shortest round-trip, +Inf,
- * -Inf, NaN) into buf (>= 32 bytes). Returns buf. */
+/* spl__format_double - v in the exposition's number syntax (integers in full, else the
+ * shortest round-trip text; +Inf, -Inf, NaN) into buf (>= 32 bytes). Returns buf. */
 const char *spl__format_double(double v, char *buf, size_t size);
 
-/* spl__escape_label_value / spl__escape_help - write s with the format's escapes
+/* spl__write_label_value / spl__write_help - write s with the format's escapes
  * (\\, \n, and \" in label values) to out. */
 void spl__write_label_value(FILE *out, const char *s);
 void spl__write_help(FILE *out, const char *s);
