@@ -284,6 +284,7 @@ static void test_process_metrics(void **state)
     volatile uint64_t spin = 0;
     for (uint64_t i = 0; i < 20000000; i++)
         spin += i;
+    assert_true(spin > 0); /* burn CPU so that process_cpu_seconds_total is above 0 */
     int extra_fd = open("/dev/null", O_RDONLY);
     assert_true(extra_fd >= 0);
     char *text = scrape(reg);
