@@ -48,9 +48,9 @@ void spl_raft_memstorage_set_hard_state(struct spl_raft_memstorage *ms,
 int spl_raft_memstorage_append(struct spl_raft_memstorage *ms,
                                const struct spl_raft_entry *entries, uint32_t count);
 
-/* spl_raft_memstorage_apply_snapshot - persist rd.snapshot: replace the log by it (the
- * entries after it are kept when the log has the snapshot's index and term). 0; -ENOMEM;
- * SPL_ERAFT_STALE (older than the current snapshot). */
+/* spl_raft_memstorage_apply_snapshot - persist rd.snapshot: replace the whole log by it
+ * (the core only sends a snapshot its log does not already match). 0; -ENOMEM;
+ * SPL_ERAFT_STALE (not newer than the current snapshot). */
 int spl_raft_memstorage_apply_snapshot(struct spl_raft_memstorage *ms,
                                        const struct spl_raft_snapshot_meta *snap);
 
