@@ -190,8 +190,11 @@ void spl__raft_apply_conf_entry(struct spl_raft *r, const struct spl_raft_entry 
     bool changed = !spl__conf_equal(&cc.conf, &r->conf);
     r->conf = cc.conf;
     char what[64];
-    snprintf(what, sizeof(what), "applied conf %s %llu", spl_raft_conf_op_name(cc.op),
-             ULL(cc.node_id));
+    if (cc.node_id != SPL_RAFT_NONE)
+        snprintf(what, sizeof(what), "applied conf %s %llu", spl_raft_conf_op_name(cc.op),
+                 ULL(cc.node_id));
+    else
+        snprintf(what, sizeof(what), "applied conf %s", spl_raft_conf_op_name(cc.op));
     spl__log_conf(r, what, e->index);
     if (changed)
         spl__conf_switched(r);
