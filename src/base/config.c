@@ -427,8 +427,9 @@ static int spl_cfg_value_decode(const char *p, const char *end, char *out, size_
             return SPL_CFG_BAD_VALUE;
         }
     } else {
-        const char *hash = memchr(p, '#', (size_t)(end - p));
-        const char *e = hash ? hash : end;
+        const char *e = p;
+        while (e < end && *e != '#')
+            e++;
         while (e > p && spl_cfg_is_space(e[-1]))
             e--;
         o = (size_t)(e - p);

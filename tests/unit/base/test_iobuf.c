@@ -603,11 +603,11 @@ static void model_run(uint64_t seed, int ops)
             }
             break;
         }
-        if (m.len > 8 * BS) { /* keep the model small */
+        if (m.len > 3 * BS) { /* keep the model small (and the test fast) */
             spl_iobuf_consume(&b, m.len - BS);
             model_consume(&m, m.len - BS);
         }
-        if (ms.len > 8 * BS) {
+        if (ms.len > 3 * BS) {
             spl_iobuf_consume(&side, ms.len - BS);
             model_consume(&ms, ms.len - BS);
         }
