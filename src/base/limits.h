@@ -79,7 +79,7 @@
 #define SPL_METRICS_NAME_MAX 128             /* bytes in a metric or label name */
 #define SPL_METRICS_HELP_MAX 512             /* bytes in a help string */
 #define SPL_METRICS_LABEL_VALUE_MAX 256      /* bytes in a label value (a volume name fits) */
-#define SPL_METRICS_SHARDS_MAX 16            /* per-CPU shards per counter/histogram */
+#define SPL_METRICS_SHARDS_MAX 16            /* shards per counter/histogram (~8 KiB each) */
 #define SPL_HTTP_HANDLERS_MAX 32             /* extra GET paths per HTTP server */
 #define SPL_HTTP_CONNS_MAX 64                /* concurrent HTTP connections (scrapers, curl) */
 #define SPL_HTTP_TIMEOUT_S 10                /* idle HTTP connection timeout */

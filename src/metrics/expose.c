@@ -34,7 +34,9 @@ const char *spl__format_double(double v, char *buf, size_t size)
     } else if (v == trunc(v) && fabs(v) < 9007199254740992.0) {
         snprintf(buf, size, "%.0f", v); /* integers (below 2^53) in full, not 2e+04 */
     } else {
-        for (int precision = 1; precision <= 17; precision++) {
+        /* A double has 15.95 significant digits: if a shorter text reads back exactly,
+         * %.15g prints it (with its zeros stripped), so start there. */
+        for (int precision = 15; precision <= 17; precision++) {
             snprintf(buf, size, "%.*g", precision, v);
             if (strtod(buf, NULL) == v)
                 break;
@@ -113,20 +115,17 @@ static void write_histogram_family(FILE *out, const struct spl__family *f,
                                    struct spl_histogram_snapshot *snap)
 {
     char num[32];
-    size_t bound_count;
-    const unsigned *bounds = spl__hist_export_bounds(f->unit, &bound_count);
+    const struct spl__export_bounds *bounds = spl__hist_export_bounds(f->unit);
     write_header(out, f->name, f->help, "", "histogram");
     for (size_t i = 0; i < f->child_count; i++) {
         const struct spl__child *c = f->children[i];
         spl_histogram_snapshot(f->children[i], snap);
         uint64_t cumulative = 0;
         unsigned next = 0;
-        for (size_t b = 0; b < bound_count; b++) {
-            for (; next <= bounds[b]; next++)
+        for (size_t b = 0; b < bounds->count; b++) {
+            for (; next <= bounds->index[b]; next++)
                 cumulative += snap->buckets[next];
-            double le = (double)spl_histogram_bucket_upper(bounds[b]);
-            spl__format_double(spl__histogram_export_value(f->unit, le), num, sizeof(num));
-            write_series(out, f->name, "_bucket", c, "le", num);
+            write_series(out, f->name, "_bucket", c, "le", bounds->le[b]);
             fprintf(out, " %" PRIu64 "\n", cumulative);
         }
         write_series(out, f->name, "_bucket", c, "le", "+Inf");

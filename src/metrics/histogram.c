@@ -115,21 +115,17 @@ uint64_t spl_histogram_quantile(const struct spl_histogram_snapshot *s, double q
 
 /* ---- exposition bounds ---- */
 
-#define EXPORT_BOUNDS_MAX 32
-
-struct export_bounds {
-    unsigned index[EXPORT_BOUNDS_MAX];
-    size_t count;
-};
-
-static struct export_bounds bounds_seconds, bounds_bytes, bounds_none;
+static struct spl__export_bounds bounds_seconds, bounds_bytes, bounds_none;
 static pthread_once_t bounds_once = PTHREAD_ONCE_INIT;
 
-static void bounds_add(struct export_bounds *b, unsigned index)
+static void bounds_add(struct spl__export_bounds *b, enum spl_metric_unit unit,
+                       unsigned index)
 {
     if (b->count > 0 && b->index[b->count - 1] >= index)
         return; /* nearest edges of close targets coincide */
-    ASSERT_CMP(b->count, <, EXPORT_BOUNDS_MAX);
+    ASSERT_CMP(b->count, <, SPL__EXPORT_BOUNDS_MAX);
+    double le = spl__histogram_export_value(unit, (double)spl_histogram_bucket_upper(index));
+    spl__format_double(le, b->le[b->count], sizeof(b->le[b->count]));
     b->index[b->count++] = index;
 }
 
@@ -147,25 +143,24 @@ static unsigned nearest_edge(uint64_t target)
 static void bounds_init(void)
 {
     static const uint64_t steps_x10[] = {10, 25, 50};
+    const enum spl_metric_unit seconds = SPL_METRIC_UNIT_SECONDS;
     for (uint64_t decade_ns = 1000; decade_ns <= SPL_NS_PER_SEC; decade_ns *= 10) {
         for (size_t s = 0; s < SPL_ARRAY_SIZE(steps_x10); s++)
-            bounds_add(&bounds_seconds, nearest_edge(decade_ns * steps_x10[s] / 10));
+            bounds_add(&bounds_seconds, seconds, nearest_edge(decade_ns * steps_x10[s] / 10));
     }
-    bounds_add(&bounds_seconds, nearest_edge(10 * SPL_NS_PER_SEC));
+    bounds_add(&bounds_seconds, seconds, nearest_edge(10 * SPL_NS_PER_SEC));
     for (uint64_t bytes = 512; bytes <= (64u << 20); bytes *= 2)
-        bounds_add(&bounds_bytes, spl_histogram_bucket_index(bytes));
+        bounds_add(&bounds_bytes, SPL_METRIC_UNIT_BYTES, spl_histogram_bucket_index(bytes));
     for (uint64_t v = 1; v <= 65536; v *= 2)
-        bounds_add(&bounds_none, spl_histogram_bucket_index(v));
+        bounds_add(&bounds_none, SPL_METRIC_UNIT_NONE, spl_histogram_bucket_index(v));
 }
 
-const unsigned *spl__hist_export_bounds(enum spl_metric_unit unit, size_t *count_out)
+const struct spl__export_bounds *spl__hist_export_bounds(enum spl_metric_unit unit)
 {
     pthread_once(&bounds_once, bounds_init);
-    const struct export_bounds *b = unit == SPL_METRIC_UNIT_SECONDS ? &bounds_seconds
-                                    : unit == SPL_METRIC_UNIT_BYTES ? &bounds_bytes
-                                                                    : &bounds_none;
-    *count_out = b->count;
-    return b->index;
+    return unit == SPL_METRIC_UNIT_SECONDS ? &bounds_seconds
+           : unit == SPL_METRIC_UNIT_BYTES ? &bounds_bytes
+                                           : &bounds_none;
 }
 
 double spl__histogram_export_value(enum spl_metric_unit unit, double value)

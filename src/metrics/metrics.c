@@ -7,7 +7,6 @@
 #include "metrics/metrics_internal.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysinfo.h>
@@ -148,10 +147,14 @@ static unsigned shard_count_for_machine(void)
     return n;
 }
 
-unsigned spl__shard_index(unsigned mask)
+__thread unsigned spl__thread_shard;
+static _Atomic unsigned thread_shard_next;
+
+unsigned spl__thread_shard_assign(void)
 {
-    int cpu = sched_getcpu();
-    return cpu < 0 ? 0 : (unsigned)cpu & mask;
+    unsigned shard = atomic_fetch_add_explicit(&thread_shard_next, 1, memory_order_relaxed);
+    spl__thread_shard = shard % SPL_METRICS_SHARDS_MAX + 1;
+    return spl__thread_shard;
 }
 
 struct spl_metrics *spl_metrics_new(void)

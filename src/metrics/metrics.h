@@ -11,10 +11,13 @@
  * Cost model. Registration (`spl_*_family`, `spl_*_get`) takes the registry lock and may
  * allocate: do it once at start-up and keep the handle. Updates (`spl_counter_add`,
  * `spl_gauge_set`, `spl_histogram_record`...) take no lock and never allocate: counters
- * and histograms are split into per-CPU shards (picked with sched_getcpu(), one cache
- * line apart) updated with relaxed atomics; gauges are one relaxed atomic. A scrape takes
- * the registry lock and sums the shards, so it sees each child at some point between the
- * start and end of the scrape (not one global instant).
+ * and histograms are split into shards, as many as the machine has CPUs (a power of two,
+ * at most SPL_METRICS_SHARDS_MAX), each on its own cache lines and updated with relaxed
+ * atomics; a thread is given the next shard round-robin on its first update and keeps
+ * it, so threads do not bounce cache lines until there are more busy threads than
+ * shards. Gauges are one relaxed atomic. A scrape takes the registry lock and sums the
+ * shards, so it sees each child at some point between the start and end of the scrape
+ * (not one global instant).
  *
  * Threads: every function is thread-safe. Handles stay valid until spl_metrics_free().
  * Read callbacks run on the scraping thread with the registry lock held: they must not

@@ -104,7 +104,8 @@ static void *worker_main(void *arg)
 static int status_cb(struct json_object *status, void *arg)
 {
     struct demo *d = arg;
-    json_object_object_add(status, "served", json_object_new_int64((int64_t)atomic_load(&d->served)));
+    int64_t served = (int64_t)atomic_load(&d->served);
+    json_object_object_add(status, "served", json_object_new_int64(served));
     return 0;
 }
 

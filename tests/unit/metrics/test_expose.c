@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "base/clock.h"
+#include "base/random.h"
 #include "metrics/metrics.h"
 #include "metrics/metrics_internal.h"
 
@@ -108,7 +109,8 @@ static void test_golden(void **state)
 static void test_label_escaping(void **state)
 {
     struct spl_metrics *reg = spl_metrics_new();
-    struct spl_gauge_family *fam = spl_gauge_family(reg, "spline_test_volume_size", "Size", "volume");
+    struct spl_gauge_family *fam =
+        spl_gauge_family(reg, "spline_test_volume_size", "Size", "volume");
     spl_gauge_set(spl_gauge_get(fam, "a\\b\"c\nd"), 1);
     spl_gauge_set(spl_gauge_get(fam, ""), 2);
     spl_gauge_set(spl_gauge_get(fam, "ünïcødé {}=,"), 3);
@@ -144,10 +146,23 @@ static void test_number_format(void **state)
     char buf[32];
     for (size_t i = 0; i < SPL_ARRAY_SIZE(cases); i++)
         assert_string_equal(spl__format_double(cases[i].v, buf, sizeof(buf)), cases[i].text);
-    /* whatever it prints reads back exactly */
-    for (double v = 1e-12; v < 1e12; v *= 1.37) {
+    /* whatever it prints reads back exactly, and nothing shorter would */
+    struct spl_rand r;
+    spl_rand_seed(&r, 7);
+    for (int i = 0; i < 100000; i++) {
+        double v = (double)spl_rand_u64(&r) / 1e6 * pow(10, (double)spl_rand_below(&r, 40) - 20);
+        if (i % 2)
+            v = (double)spl_rand_below(&r, 100000) / 1000; /* short decimals: 12.345 */
         spl__format_double(v, buf, sizeof(buf));
         assert_true(strtod(buf, NULL) == v);
+        char shortest[32];
+        for (int precision = 1; precision <= 17; precision++) {
+            snprintf(shortest, sizeof(shortest), "%.*g", precision, v);
+            if (strtod(shortest, NULL) == v)
+                break;
+        }
+        if (v != trunc(v) && strcmp(buf, shortest) != 0)
+            fail_msg("%s is not the shortest text for %.17g (%s)", buf, v, shortest);
     }
 }
 
@@ -196,7 +211,8 @@ static void test_seconds_histogram(void **state)
     snprintf(series, sizeof(series), "\nspline_test_op_duration_seconds_count %llu\n",
              (unsigned long long)snap->count);
     assert_non_null(strstr(text, series));
-    assert_non_null(strstr(text, "\nspline_test_op_duration_quantiles_seconds{quantile=\"0.999\"} "));
+    assert_non_null(
+        strstr(text, "\nspline_test_op_duration_quantiles_seconds{quantile=\"0.999\"} "));
     free(text);
     free(snap);
     spl_metrics_free(reg);

@@ -268,7 +268,8 @@ static void test_build_info(void **state)
     assert_true(strlen(spl_metrics_version()) > 0);
     assert_true(strlen(spl_metrics_commit()) > 0);
     char series[256];
-    snprintf(series, sizeof(series), "spline_build_info{component=\"mds\",version=\"%s\",commit=\"%s\"}",
+    snprintf(series, sizeof(series),
+             "spline_build_info{component=\"mds\",version=\"%s\",commit=\"%s\"}",
              spl_metrics_version(), spl_metrics_commit());
     char *text = scrape(reg);
     assert_true(sample(text, series) == 1);
