@@ -48,6 +48,17 @@
 #define SPL_RAFT_CATCHUP_LAG_MAX 64          /* entries a learner may lag to be promoted */
 #define SPL_RAFT_SNAP_DATA_MAX (16u << 20)   /* app part of a snapshot's meta (chunk list) */
 #define SPL_RAFT_HB_ROUNDS 64                /* heartbeat rounds remembered for the lease */
+/* raft host (src/raftnode) */
+#define SPL_RAFTNODE_WORKERS_MAX 64          /* Raft worker threads per host */
+#define SPL_RAFTNODE_APPLY_THREADS_MAX 64    /* apply threads per host */
+#define SPL_RAFTNODE_NODES_MAX 1024          /* peer processes one host talks to */
+#define SPL_RAFTNODE_ADDR_MAX 128            /* bytes in "host:port" */
+#define SPL_RAFTNODE_BATCH_MSGS_MAX 4096     /* Raft messages in one Send RPC */
+#define SPL_RAFTNODE_BATCH_BYTES_MAX (16u << 20) /* bytes of one Send RPC's attachment */
+#define SPL_RAFTNODE_APPLY_WINDOW 8192       /* entries of a group applying at once */
+#define SPL_RAFTNODE_PENDING_MAX 8192        /* proposals + reads waiting per group */
+#define SPL_RAFTNODE_PIECE_MAX (4u << 20)    /* bytes per GetFile */
+#define SPL_RAFTNODE_FSM_BLOB_MAX (1u << 20) /* FSM part of a snapshot's metadata */
 
 /* ---- raftlog (src/raftlog; layout in docs/format-raftlog.md) ---- */
 #define SPL_RAFTLOG_SEGMENT_SIZE_DEFAULT (64u << 20) /* one pool file; a few s of 4 KiB writes */
@@ -91,6 +102,12 @@ SPL_STATIC_ASSERT(SPL_RAFT_BATCH_BYTES_MAX <= SPL_RPC_ATTACH_MAX, "a batch fits 
 SPL_STATIC_ASSERT(SPL_METRICS_LABEL_VALUE_MAX >= SPL_VOLUME_NAME_MAX, "a volume name is a label");
 SPL_STATIC_ASSERT(SPL_IOBUF_BLOCK_SIZE >= SPL_BLOCK_SIZE, "a block holds a 4 KiB write");
 SPL_STATIC_ASSERT(SPL_RAFT_PEERS_MAX > SPL_REPLICAS_MAX, "room to add before removing");
+SPL_STATIC_ASSERT(SPL_RAFTNODE_BATCH_BYTES_MAX <= SPL_RPC_ATTACH_MAX &&
+                      SPL_RAFTNODE_BATCH_BYTES_MAX >= SPL_RAFT_BATCH_BYTES_MAX + (1u << 20),
+                  "a Send RPC carries a whole append batch");
+SPL_STATIC_ASSERT(SPL_RAFTNODE_PIECE_MAX <= SPL_RPC_ATTACH_MAX, "a file piece fits a frame");
+SPL_STATIC_ASSERT(SPL_RAFTNODE_FSM_BLOB_MAX + (64u << 10) <= SPL_RAFT_SNAP_DATA_MAX,
+                  "FSM blob fits the snapshot data with room for a file list");
 
 SPL_STATIC_ASSERT(SPL_RAFTLOG_SEGMENT_SIZE_MIN % SPL_BLOCK_SIZE == 0, "segments are blocks");
 SPL_STATIC_ASSERT(SPL_RAFTLOG_SEGMENT_SIZE_DEFAULT >= SPL_RAFTLOG_SEGMENT_HEADER_SIZE + 64 +
