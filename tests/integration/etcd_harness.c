@@ -62,7 +62,7 @@ static bool healthy(const struct spl_etcd_harness *h)
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_cb);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, (void *)body);
     CURLcode cc = curl_easy_perform(c);
     curl_easy_cleanup(c);
     return cc == CURLE_OK && strstr(body, "\"true\"") != NULL;
