@@ -45,6 +45,8 @@
 #include "base/iobuf.h"
 #include "base/limits.h"
 
+struct spl_metrics;
+
 typedef struct spl_rpc_runtime spl_rpc_runtime;
 typedef struct spl_rpc_server spl_rpc_server;
 typedef struct spl_rpc_channel spl_rpc_channel;
@@ -108,6 +110,7 @@ extern const struct spl_rpc_service spl_rpc_echo_service;
 struct spl_rpc_runtime_opts {
     uint32_t io_threads; /* 0: default (1); at most SPL_RPC_IO_THREADS_MAX */
     const char *name;    /* thread name prefix, e.g. "cs-rpc"; NULL: "rpc" */
+    struct spl_metrics *metrics; /* where spline_rpc_* go; NULL: spl_metrics_global() */
 };
 
 /* spl_rpc_runtime_create - start the IO threads. opts may be NULL (defaults).

@@ -1,0 +1,253 @@
+/*
+ * runtime.c - the IO threads: one libuv loop each, a task queue to reach a loop from any
+ * thread (uv_async), and the dirty-connection flush that batches writes.
+ *
+ * A loop iteration runs timers, then (prepare) flushes connections that got frames from
+ * timer callbacks, blocks in epoll, runs I/O callbacks (reads, async tasks) and finally
+ * (check) flushes connections that got frames from those callbacks: every frame queued
+ * on an IO thread leaves within the same iteration, with one writev per connection.
+ */
+#include <errno.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/assert.h"
+#include "base/log.h"
+#include "rpc/rpc_internal.h"
+
+static __thread struct spl__rpc_loop *spl_rpc_tls_loop;
+
+bool spl__rpc_on_loop(const struct spl__rpc_loop *loop) { return spl_rpc_tls_loop == loop; }
+
+bool spl_rpc_on_io_thread(const spl_rpc_runtime *rt)
+{
+    return spl_rpc_tls_loop != NULL && spl_rpc_tls_loop->rt == rt;
+}
+
+struct spl__rpc_loop *spl__rpc_runtime_pick(spl_rpc_runtime *rt)
+{
+    unsigned n = atomic_fetch_add_explicit(&rt->next_loop, 1, memory_order_relaxed);
+    return &rt->loops[n % rt->loop_count];
+}
+
+bool spl__rpc_loop_post(struct spl__rpc_loop *loop, struct spl__rpc_task *task)
+{
+    ASSERT(task->run_cb != NULL);
+    pthread_mutex_lock(&loop->task_mu);
+    bool fresh = !task->queued;
+    if (fresh) {
+        task->queued = true;
+        task->next = NULL;
+        if (loop->task_tail != NULL)
+            loop->task_tail->next = task;
+        else
+            loop->task_head = task;
+        loop->task_tail = task;
+    }
+    pthread_mutex_unlock(&loop->task_mu);
+    if (fresh)
+        uv_async_send(&loop->wake);
+    return fresh;
+}
+
+static void spl_rpc_loop_on_wake(uv_async_t *h)
+{
+    struct spl__rpc_loop *loop = h->data;
+    pthread_mutex_lock(&loop->task_mu);
+    struct spl__rpc_task *list = loop->task_head;
+    loop->task_head = loop->task_tail = NULL;
+    for (struct spl__rpc_task *t = list; t != NULL; t = t->next)
+        t->queued = false; /* a task may re-post itself while it runs */
+    pthread_mutex_unlock(&loop->task_mu);
+    while (list != NULL) {
+        struct spl__rpc_task *t = list;
+        list = t->next; /* read before running: t may be freed or re-posted by run_cb */
+        t->run_cb(t);
+    }
+}
+
+struct spl_rpc_sync_task {
+    struct spl__rpc_task task;
+    void (*fn)(void *arg);
+    void *arg;
+    sem_t done;
+};
+
+static void spl_rpc_sync_task_run(struct spl__rpc_task *task)
+{
+    struct spl_rpc_sync_task *st = (struct spl_rpc_sync_task *)task;
+    st->fn(st->arg);
+    sem_post(&st->done);
+}
+
+void spl__rpc_loop_run_sync(struct spl__rpc_loop *loop, void (*fn)(void *arg), void *arg)
+{
+    if (spl__rpc_on_loop(loop)) {
+        fn(arg);
+        return;
+    }
+    struct spl_rpc_sync_task st = {.task = {.run_cb = spl_rpc_sync_task_run}, .fn = fn,
+                                   .arg = arg};
+    ASSERT(sem_init(&st.done, 0, 0) == 0);
+    spl__rpc_loop_post(loop, &st.task);
+    while (sem_wait(&st.done) != 0)
+        ASSERT(errno == EINTR);
+    sem_destroy(&st.done);
+}
+
+static void spl_rpc_loop_on_check(uv_check_t *h) { spl__rpc_loop_flush_dirty(h->data); }
+static void spl_rpc_loop_on_prepare(uv_prepare_t *h) { spl__rpc_loop_flush_dirty(h->data); }
+
+static void spl_rpc_loop_main(void *arg)
+{
+    struct spl__rpc_loop *loop = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "%.10s-%u", loop->rt->name, loop->index);
+    pthread_setname_np(pthread_self(), name);
+    spl_rpc_tls_loop = loop;
+    uv_run(&loop->uv, UV_RUN_DEFAULT);
+    spl_rpc_tls_loop = NULL;
+}
+
+static void *spl_rpc_loop_thread(void *arg)
+{
+    spl_rpc_loop_main(arg);
+    return NULL;
+}
+
+static void spl_rpc_loop_close_handle(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void spl_rpc_loop_stop(void *arg)
+{
+    struct spl__rpc_loop *loop = arg;
+    ASSERT(loop->dirty == NULL);
+    /* Only the loop's own handles remain (servers and channels are gone): closing them
+     * lets uv_run return. */
+    uv_walk(&loop->uv, spl_rpc_loop_close_handle, NULL);
+}
+
+static int spl_rpc_loop_init(spl_rpc_runtime *rt, uint32_t index)
+{
+    struct spl__rpc_loop *loop = &rt->loops[index];
+    loop->rt = rt;
+    loop->index = index;
+    int rc = uv_loop_init(&loop->uv);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_init(&loop->task_mu, NULL);
+    ASSERT(uv_async_init(&loop->uv, &loop->wake, spl_rpc_loop_on_wake) == 0);
+    ASSERT(uv_check_init(&loop->uv, &loop->check) == 0);
+    ASSERT(uv_prepare_init(&loop->uv, &loop->prepare) == 0);
+    loop->wake.data = loop->check.data = loop->prepare.data = loop;
+    ASSERT(uv_check_start(&loop->check, spl_rpc_loop_on_check) == 0);
+    ASSERT(uv_prepare_start(&loop->prepare, spl_rpc_loop_on_prepare) == 0);
+    rc = pthread_create(&loop->thread, NULL, spl_rpc_loop_thread, loop);
+    if (rc != 0) {
+        uv_walk(&loop->uv, spl_rpc_loop_close_handle, NULL);
+        uv_run(&loop->uv, UV_RUN_DEFAULT);
+        uv_loop_close(&loop->uv);
+        pthread_mutex_destroy(&loop->task_mu);
+        return -rc;
+    }
+    loop->thread_started = true;
+    return 0;
+}
+
+static void spl_rpc_loop_fini(struct spl__rpc_loop *loop)
+{
+    if (!loop->thread_started)
+        return;
+    spl__rpc_loop_run_sync(loop, spl_rpc_loop_stop, loop);
+    pthread_join(loop->thread, NULL);
+    int rc = uv_loop_close(&loop->uv);
+    ASSERTF(rc == 0, "uv_loop_close: %s", uv_strerror(rc));
+    pthread_mutex_destroy(&loop->task_mu);
+    loop->thread_started = false;
+}
+
+int spl_rpc_runtime_create(const struct spl_rpc_runtime_opts *opts, spl_rpc_runtime **out)
+{
+    struct spl_rpc_runtime_opts o = {0};
+    if (opts != NULL)
+        o = *opts;
+    if (o.io_threads == 0)
+        o.io_threads = 1;
+    if (o.io_threads > SPL_RPC_IO_THREADS_MAX)
+        return -EINVAL;
+    spl_rpc_runtime *rt = calloc(1, sizeof(*rt) + o.io_threads * sizeof(rt->loops[0]));
+    if (rt == NULL)
+        return -ENOMEM;
+    snprintf(rt->name, sizeof(rt->name), "%s", o.name != NULL ? o.name : "rpc");
+    rt->metrics = o.metrics != NULL ? o.metrics : spl_metrics_global();
+    pthread_mutex_init(&rt->calls_mu, NULL);
+    pthread_cond_init(&rt->calls_cond, NULL);
+    int rc = spl__rpc_stats_init(rt);
+    if (rc != 0)
+        goto out_free;
+    for (uint32_t i = 0; i < o.io_threads; i++) {
+        rc = spl_rpc_loop_init(rt, i);
+        if (rc != 0)
+            goto out_stop;
+        rt->loop_count = i + 1;
+    }
+    *out = rt;
+    return 0;
+
+out_stop:
+    for (uint32_t i = 0; i < rt->loop_count; i++)
+        spl_rpc_loop_fini(&rt->loops[i]);
+    spl__rpc_stats_free(rt);
+out_free:
+    pthread_cond_destroy(&rt->calls_cond);
+    pthread_mutex_destroy(&rt->calls_mu);
+    free(rt);
+    return rc;
+}
+
+void spl__rpc_runtime_call_started(spl_rpc_runtime *rt)
+{
+    pthread_mutex_lock(&rt->calls_mu);
+    rt->server_calls++;
+    pthread_mutex_unlock(&rt->calls_mu);
+}
+
+void spl__rpc_runtime_call_done(spl_rpc_runtime *rt)
+{
+    pthread_mutex_lock(&rt->calls_mu);
+    ASSERT(rt->server_calls > 0);
+    if (--rt->server_calls == 0)
+        pthread_cond_broadcast(&rt->calls_cond);
+    pthread_mutex_unlock(&rt->calls_mu);
+}
+
+void spl_rpc_runtime_destroy(spl_rpc_runtime *rt)
+{
+    if (rt == NULL)
+        return;
+    ASSERT(!spl_rpc_on_io_thread(rt));
+    ASSERTF(atomic_load(&rt->objects) == 0, "%ld servers/channels still open",
+            atomic_load(&rt->objects));
+    /* Handlers still holding calls must reply first (their replies are dropped). */
+    pthread_mutex_lock(&rt->calls_mu);
+    while (rt->server_calls > 0) {
+        LOG_WARN(SPL__RPC_TAG, "runtime destroy waits for %ld unanswered calls",
+                 rt->server_calls);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&rt->calls_cond, &rt->calls_mu, &ts);
+    }
+    pthread_mutex_unlock(&rt->calls_mu);
+    for (uint32_t i = 0; i < rt->loop_count; i++)
+        spl_rpc_loop_fini(&rt->loops[i]);
+    spl__rpc_stats_free(rt);
+    pthread_cond_destroy(&rt->calls_cond);
+    pthread_mutex_destroy(&rt->calls_mu);
+    free(rt);
+}
