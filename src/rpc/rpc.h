@@ -63,7 +63,8 @@ typedef struct spl_rpc_call spl_rpc_call; /* one request being served (server si
     XX(SPL_RPC_SERVICE_MDS, 4, "mds")                                                    \
     XX(SPL_RPC_SERVICE_HEARTBEAT, 5, "heartbeat")                                        \
     XX(SPL_RPC_SERVICE_TOPOLOGY, 6, "topology")                                          \
-    XX(SPL_RPC_SERVICE_CLI, 7, "cli")
+    XX(SPL_RPC_SERVICE_CLI, 7, "cli")                                                    \
+    XX(SPL_RPC_SERVICE_COPYSET, 8, "copyset")
 
 enum spl_rpc_service_id {
 #define SPL__RPC_SVC_ENUM(name, id, str) name = id,
