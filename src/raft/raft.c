@@ -235,8 +235,15 @@ static void spl__send_vote_requests(struct spl_raft *r, uint8_t type, uint64_t t
 /* Record a vote answer and act on the tally. */
 static void spl__poll(struct spl_raft *r, uint64_t from, bool granted);
 
-static void spl__campaign(struct spl_raft *r, bool transfer)
+enum spl__campaign_kind {
+    SPL__CAMPAIGN_PRE = 0,      /* pre-vote first when enabled */
+    SPL__CAMPAIGN_ELECTION = 1, /* a real election (pre-vote won or disabled) */
+    SPL__CAMPAIGN_TRANSFER = 2, /* a real election that ignores leases (TimeoutNow) */
+};
+
+static void spl__campaign(struct spl_raft *r, enum spl__campaign_kind kind)
 {
+    bool transfer = kind == SPL__CAMPAIGN_TRANSFER;
     if (!spl__promotable(r)) {
         spl__raft_log(r, SPL_LOG_WARN, "%llu is unpromotable and can not campaign", ULL(r->id));
         return;
@@ -249,7 +256,7 @@ static void spl__campaign(struct spl_raft *r, bool transfer)
     }
     uint8_t type;
     uint64_t term;
-    if (r->cfg.pre_vote && !transfer) {
+    if (r->cfg.pre_vote && kind == SPL__CAMPAIGN_PRE) {
         spl__become_pre_candidate(r);
         type = SPL_RAFT_MSG_PREVOTE;
         term = r->term + 1;
@@ -282,7 +289,7 @@ static void spl__poll(struct spl_raft *r, uint64_t from, bool granted)
                       ULL(r->id), yes,
                       r->role == SPL_RAFT_PRE_CANDIDATE ? "PreVote" : "Vote", no);
     if (res == SPL__VOTE_WON && r->role == SPL_RAFT_PRE_CANDIDATE)
-        spl__campaign(r, false);
+        spl__campaign(r, SPL__CAMPAIGN_ELECTION);
     else if (res == SPL__VOTE_WON)
         spl__become_leader(r);
     else if (res == SPL__VOTE_LOST)
@@ -561,7 +568,7 @@ static void spl__step_follower(struct spl_raft *r, const struct spl_raft_msg *m)
                       "%llu [term %llu] received TimeoutNow from %llu and starts an election "
                       "to get leadership",
                       ULL(r->id), ULL(r->term), ULL(m->from));
-        spl__campaign(r, true);
+        spl__campaign(r, SPL__CAMPAIGN_TRANSFER);
         break;
     case SPL_RAFT_MSG_PREVOTE_RESP:
     case SPL_RAFT_MSG_VOTE_RESP:
@@ -603,7 +610,7 @@ static void spl__tick_election(struct spl_raft *r)
     r->election_elapsed++;
     if (spl__promotable(r) && r->election_elapsed >= r->randomized_timeout) {
         r->election_elapsed = 0;
-        spl__campaign(r, false);
+        spl__campaign(r, SPL__CAMPAIGN_PRE);
     }
 }
 
@@ -623,7 +630,7 @@ int spl_raft_campaign(struct spl_raft *r)
         return 0;
     if (!spl__promotable(r))
         return SPL_EINVAL_ARG;
-    spl__campaign(r, false);
+    spl__campaign(r, SPL__CAMPAIGN_PRE);
     spl__raft_check_invariants(r);
     return 0;
 }
