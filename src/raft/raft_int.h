@@ -240,6 +240,8 @@ void spl__step_leader(struct spl_raft *r, const struct spl_raft_msg *m);
 void spl__tick_leader(struct spl_raft *r);
 void spl__leader_status(const struct spl_raft *r, struct spl_raft_status *out);
 void spl__leader_check(const struct spl_raft *r);
+/* True when spl__raft_bcast_append() would send something. */
+bool spl__leader_wants_send(const struct spl_raft *r);
 /* After the node's own entries up to its stable index became durable. */
 void spl__leader_stable(struct spl_raft *r);
 

@@ -146,8 +146,8 @@ bool spl_raft_has_ready(const struct spl_raft *r)
     spl__raft_hard_state(r, &hs);
     return b->msg_count > 0 || b->read_count > 0 || !spl__hs_equal(&hs, &r->prev_hs) ||
            r->lead != r->prev_ss.leader || r->role != r->prev_ss.role || r->log.count > 0 ||
-           r->log.has_snap || r->log.committed > r->log.applying || r->need_bcast ||
-           r->need_bcast_commit || r->conf_changed;
+           r->log.has_snap || r->log.committed > r->log.applying || r->conf_changed ||
+           spl__leader_wants_send(r);
 }
 
 /* Copy the unstable snapshot and entries (references) into the box. */

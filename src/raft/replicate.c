@@ -335,6 +335,20 @@ static bool spl__send_append(struct spl_raft *r, struct spl__progress *pr, bool 
     return true;
 }
 
+bool spl__leader_wants_send(const struct spl_raft *r)
+{
+    if (r->role != SPL_RAFT_LEADER || !(r->need_bcast || r->need_bcast_commit))
+        return false;
+    uint64_t last = spl__log_last_index(&r->log);
+    for (uint32_t i = 0; i < r->pr_count; i++) {
+        const struct spl__progress *pr = &r->prs[i];
+        if (pr->id != r->id && !spl__progress_is_paused(pr) &&
+            (r->need_bcast_commit || pr->next <= last))
+            return true;
+    }
+    return false;
+}
+
 void spl__raft_bcast_append(struct spl_raft *r)
 {
     bool commit = r->need_bcast_commit;
