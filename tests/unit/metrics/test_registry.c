@@ -173,7 +173,7 @@ static void test_name_rules(void **state)
     }
     char longname[SPL_METRICS_NAME_MAX + 8] = "spline_rpc_";
     memset(longname + 11, 'a', SPL_METRICS_NAME_MAX - 6 - 11);
-    strcpy(longname + SPL_METRICS_NAME_MAX - 6, "_total");
+    memcpy(longname + SPL_METRICS_NAME_MAX - 6, "_total", sizeof("_total"));
     assert_false(spl__metric_name_valid(longname, SPL_METRIC_COUNTER, SPL_METRIC_UNIT_NONE, NULL));
 
     assert_true(spl__label_name_valid("method"));
