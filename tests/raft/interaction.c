@@ -28,6 +28,7 @@
  *           to= entries=TERM/INDEX,... snap=INDEX/TERM]   a hand-made message
  *   garbage ID seed=N count=N    random bytes and random messages into the node
  *   log-level debug|info|warn|error|none
+ *   quiet [on|off]               discard the output of the following commands (setup)
  */
 #include <ctype.h>
 #include <errno.h>
@@ -854,13 +855,30 @@ static bool drop_msgs(struct node *n)
 
 static void run_cmd_nodes(const char *cmd, const struct args *a);
 
+static bool quiet;
+
+static void run_cmd_top(char *cmd, const struct args *a);
+
 static void run_cmd(char *line)
 {
     char *cmd;
     struct args a;
+    size_t before = out_len;
     parse_args(line, &cmd, &a);
     if (!cmd)
         return;
+    if (strcmp(cmd, "quiet") == 0) {
+        quiet = a.pos_count == 0 || strcmp(a.pos[0], "off") != 0;
+        return;
+    }
+    run_cmd_top(cmd, &a);
+    if (quiet)
+        out_len = before;
+}
+
+static void run_cmd_top(char *cmd, const struct args *ap)
+{
+    const struct args a = *ap;
     if (strcmp(cmd, "add-nodes") == 0)
         cmd_add_nodes(&a);
     else if (strcmp(cmd, "propose") == 0)
@@ -958,6 +976,7 @@ static void reset_cluster(void)
     }
     node_count = 0;
     log_level = SPL_LOG_INFO;
+    quiet = false;
 }
 
 /* ---- the file driver ---- */
