@@ -76,8 +76,6 @@ static void spl__reset(struct spl_raft *r, uint64_t term)
     r->pending_conf_index = 0;
     r->uncommitted_bytes = 0;
     r->pr_count = 0;
-    r->need_bcast = false;
-    r->need_bcast_commit = false;
     spl__readq_clear(&r->reads);
 }
 

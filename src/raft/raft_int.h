@@ -57,6 +57,7 @@ struct spl__progress {
     uint64_t pending_snapshot;
     uint64_t lease_ack;    /* 1 + the send tick of the newest heartbeat it acked; 0 none */
     uint64_t acked_round;  /* the newest heartbeat round it acked */
+    uint64_t commit_sent;  /* the commit index of the last append it was sent */
     uint8_t state;         /* enum spl_raft_progress_state */
     bool learner;
     bool recent_active;
@@ -220,8 +221,6 @@ struct spl_raft {
     uint64_t hb_round;
     uint64_t hb_tick[SPL_RAFT_HB_ROUNDS]; /* send tick of round r at r % ROUNDS */
     struct spl__readq reads;
-    bool need_bcast;           /* leader: new entries to replicate */
-    bool need_bcast_commit;    /* leader: commit moved; tell everyone */
     struct spl__box boxes[2];
     uint32_t box;              /* boxes[box] collects output; the other is handed out */
     bool ready_out;            /* a ready is handed out, advance() pending */
@@ -240,7 +239,8 @@ void spl__step_leader(struct spl_raft *r, const struct spl_raft_msg *m);
 void spl__tick_leader(struct spl_raft *r);
 void spl__leader_status(const struct spl_raft *r, struct spl_raft_status *out);
 void spl__leader_check(const struct spl_raft *r);
-/* True when spl__raft_bcast_append() would send something. */
+/* True when spl__raft_bcast_append() would send something: entries (or a snapshot) a
+ * follower lacks, or a commit index it was not yet told, to every follower not paused. */
 bool spl__leader_wants_send(const struct spl_raft *r);
 /* After the node's own entries up to its stable index became durable. */
 void spl__leader_stable(struct spl_raft *r);

@@ -123,7 +123,6 @@ static uint64_t spl__append_entry(struct spl_raft *r, uint8_t type, struct spl_i
     spl__log_append(&r->log, &e, 1);
     r->uncommitted_bytes += spl_iobuf_len(&e.data);
     spl_iobuf_reset(&e.data);
-    r->need_bcast = true;
     return e.index;
 }
 
@@ -250,7 +249,6 @@ bool spl__raft_maybe_commit(struct spl_raft *r)
         return false; /* Raft §5.4.2: only entries of our term commit by counting */
     bool first_in_term = !spl__committed_in_term(r);
     spl__log_commit_to(&r->log, q);
-    r->need_bcast_commit = true;
     if (first_in_term)
         spl__release_waiting_reads(r);
     return true;
@@ -330,39 +328,42 @@ static bool spl__send_append(struct spl_raft *r, struct spl__progress *pr, bool 
     m->index = prev;
     m->log_term = prev_term;
     m->commit = r->log.committed;
+    pr->commit_sent = r->log.committed;
     spl__box_commit_entries(r, m, n);
     spl__progress_sent(pr, n > 0 ? prev + n : prev, bytes);
     return true;
 }
 
+/* What pr needs now: entries (or a snapshot) it lacks, the commit index, or (probing) a
+ * new probe because an answer or a heartbeat unpaused it while it may lack entries. */
+static bool spl__needs_send(const struct spl_raft *r, const struct spl__progress *pr,
+                            uint64_t last)
+{
+    if (pr->id == r->id || spl__progress_is_paused(pr))
+        return false;
+    return pr->next <= last || pr->commit_sent < r->log.committed ||
+           (pr->state == SPL_RAFT_PROBE && pr->match < last);
+}
+
 bool spl__leader_wants_send(const struct spl_raft *r)
 {
-    if (r->role != SPL_RAFT_LEADER || !(r->need_bcast || r->need_bcast_commit))
+    if (r->role != SPL_RAFT_LEADER)
         return false;
     uint64_t last = spl__log_last_index(&r->log);
-    for (uint32_t i = 0; i < r->pr_count; i++) {
-        const struct spl__progress *pr = &r->prs[i];
-        if (pr->id != r->id && !spl__progress_is_paused(pr) &&
-            (r->need_bcast_commit || pr->next <= last))
+    for (uint32_t i = 0; i < r->pr_count; i++)
+        if (spl__needs_send(r, &r->prs[i], last))
             return true;
-    }
     return false;
 }
 
 void spl__raft_bcast_append(struct spl_raft *r)
 {
-    bool commit = r->need_bcast_commit;
-    r->need_bcast = false;
-    r->need_bcast_commit = false;
     if (r->role != SPL_RAFT_LEADER)
         return;
+    uint64_t last = spl__log_last_index(&r->log);
     for (uint32_t i = 0; i < r->pr_count; i++) {
         struct spl__progress *pr = &r->prs[i];
-        if (pr->id == r->id)
-            continue;
-        bool first = true;
-        while (spl__send_append(r, pr, commit && first)) {
-            first = false;
+        while (spl__needs_send(r, pr, last) && spl__send_append(r, pr, true)) {
             if (pr->state != SPL_RAFT_REPLICATE)
                 break;
         }
@@ -391,7 +392,6 @@ static void spl__handle_append_resp(struct spl_raft *r, struct spl__progress *pr
                           ULL(r->id), ULL(pr->id), ULL(pr->next));
             if (pr->state == SPL_RAFT_REPLICATE)
                 spl__progress_become_probe(pr);
-            r->need_bcast = true;
         }
         return;
     }
@@ -402,7 +402,6 @@ static void spl__handle_append_resp(struct spl_raft *r, struct spl__progress *pr
         else if (pr->state == SPL_RAFT_REPLICATE)
             spl__inflights_free_le(&pr->inflights, m->index);
         spl__raft_maybe_commit(r);
-        r->need_bcast = true;
     }
     if (pr->id == r->lead_transferee && pr->match == spl__log_last_index(&r->log)) {
         spl__raft_log(r, SPL_LOG_INFO, "%llu sent TimeoutNow to %llu after it caught up",
@@ -416,8 +415,6 @@ static void spl__handle_heartbeat_resp(struct spl_raft *r, struct spl__progress 
 {
     pr->recent_active = true;
     pr->probe_sent = false;
-    if (pr->match < spl__log_last_index(&r->log))
-        r->need_bcast = true;
     uint64_t round = m->context;
     if (round != 0 && round <= r->hb_round && round > pr->acked_round) {
         pr->acked_round = round;
@@ -499,7 +496,6 @@ void spl__leader_conf_switched(struct spl_raft *r)
         !spl_raft_conf_is_voter(&r->conf, r->lead_transferee))
         spl__abort_transfer(r, "target left the configuration");
     spl__raft_maybe_commit(r);
-    r->need_bcast = true;
     spl__confirm_reads(r);
 }
 
@@ -590,9 +586,7 @@ int spl_raft_transfer_leader(struct spl_raft *r, uint64_t to)
     r->transfer_tried = true;
     r->election_elapsed = 0;
     if (pr->match == spl__log_last_index(&r->log))
-        spl__send_timeout_now(r, to);
-    else
-        r->need_bcast = true;
+        spl__send_timeout_now(r, to); /* else: it catches up; see handle_append_resp */
     spl__raft_check_invariants(r);
     return 0;
 }
