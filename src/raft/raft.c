@@ -369,6 +369,7 @@ static void spl__handle_heartbeat(struct spl_raft *r, const struct spl_raft_msg 
     spl__log_commit_to(&r->log, m->commit < last ? m->commit : last);
     struct spl_raft_msg *resp = spl__box_push(r, SPL_RAFT_MSG_HEARTBEAT_RESP, m->from);
     resp->context = m->context;
+    resp->index = last;
 }
 
 /* Install a snapshot that is ahead of our log; false when it is not needed. */

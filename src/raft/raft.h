@@ -222,7 +222,8 @@ struct spl_raft_storage {
  *                       follower's best guess (hint index and its term) for fast backtracking
  *  HEARTBEAT            commit (min of leader commit and the follower's match), context =
  *                       the leader's heartbeat round (read-index and lease acks)
- *  HEARTBEAT_RESP       context echoed
+ *  HEARTBEAT_RESP       context echoed, index = the follower's last index (a leader that
+ *                       sees appends lost in flight goes back to probing)
  *  SNAPSHOT             snapshot (meta + application data)
  *  TIMEOUT_NOW          leader -> transfer target: campaign now, ignoring leases
  */

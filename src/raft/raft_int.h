@@ -58,6 +58,7 @@ struct spl__progress {
     uint64_t lease_ack;    /* 1 + the send tick of the newest heartbeat it acked; 0 none */
     uint64_t acked_round;  /* the newest heartbeat round it acked */
     uint64_t commit_sent;  /* the commit index of the last append it was sent */
+    uint64_t append_round; /* the heartbeat round current when the last append went out */
     uint8_t state;         /* enum spl_raft_progress_state */
     bool learner;
     bool recent_active;

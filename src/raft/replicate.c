@@ -329,6 +329,7 @@ static bool spl__send_append(struct spl_raft *r, struct spl__progress *pr, bool 
     m->log_term = prev_term;
     m->commit = r->log.committed;
     pr->commit_sent = r->log.committed;
+    pr->append_round = r->hb_round;
     spl__box_commit_entries(r, m, n);
     spl__progress_sent(pr, n > 0 ? prev + n : prev, bytes);
     return true;
@@ -416,6 +417,13 @@ static void spl__handle_heartbeat_resp(struct spl_raft *r, struct spl__progress 
     pr->recent_active = true;
     pr->probe_sent = false;
     uint64_t round = m->context;
+    if (pr->state == SPL_RAFT_REPLICATE && round > pr->append_round && m->index + 1 < pr->next) {
+        /* Sent after our last append, yet the follower's log ends before it: appends
+         * were lost. Probe again from the match point instead of waiting forever. */
+        spl__raft_log(r, SPL_LOG_DEBUG, "%llu lost appends to %llu (last %llu, next %llu)",
+                      ULL(r->id), ULL(pr->id), ULL(m->index), ULL(pr->next));
+        spl__progress_become_probe(pr);
+    }
     if (round != 0 && round <= r->hb_round && round > pr->acked_round) {
         pr->acked_round = round;
         if (r->hb_round - round < SPL_RAFT_HB_ROUNDS) {
