@@ -58,12 +58,15 @@ static void spl_rpc_loop_on_wake(uv_async_t *h)
     pthread_mutex_lock(&loop->task_mu);
     struct spl__rpc_task *list = loop->task_head;
     loop->task_head = loop->task_tail = NULL;
-    for (struct spl__rpc_task *t = list; t != NULL; t = t->next)
-        t->queued = false; /* a task may re-post itself while it runs */
     pthread_mutex_unlock(&loop->task_mu);
+    /* While a task is still marked queued nobody else touches its `next`; it is unmarked
+     * (under the lock) just before it runs, so that it may be posted again from then on. */
     while (list != NULL) {
         struct spl__rpc_task *t = list;
-        list = t->next; /* read before running: t may be freed or re-posted by run_cb */
+        list = t->next;
+        pthread_mutex_lock(&loop->task_mu);
+        t->queued = false;
+        pthread_mutex_unlock(&loop->task_mu);
         t->run_cb(t);
     }
 }
