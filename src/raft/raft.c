@@ -354,7 +354,9 @@ static void spl__handle_append(struct spl_raft *r, const struct spl_raft_msg *m)
     }
     uint64_t ci = spl__log_find_conflict(l, m->entries, m->entry_count);
     if (ci != 0) {
-        ASSERT_CMP(ci, >, l->committed); /* checked before any state change */
+        /* m->index >= committed and the entry at m->index matches: a conflict can only be
+         * above it, so committed entries are never rewritten. */
+        ASSERT_CMP(ci, >, l->committed);
         uint64_t skip = ci - (m->index + 1);
         spl__log_append(l, m->entries + skip, (uint32_t)(m->entry_count - skip));
     }
@@ -474,8 +476,9 @@ static int spl__validate(const struct spl_raft *r, const struct spl_raft_msg *m)
     return 0;
 }
 
-/* Checks against our state for messages of a current or newer term: a legitimate leader
- * never sends these, so they are refused before anything changes. */
+/* Checks against our state for messages of a current or newer term: a legitimate peer
+ * never sends these, so they are refused before anything changes. (An append below our
+ * commit index needs no check: it is answered with the commit index and not applied.) */
 static int spl__validate_against_state(const struct spl_raft *r, const struct spl_raft_msg *m)
 {
     const struct spl__log *l = &r->log;
@@ -487,12 +490,6 @@ static int spl__validate_against_state(const struct spl_raft *r, const struct sp
         spl__raft_log(r, SPL_LOG_ERROR, "%llu got %s from %llu, another leader of term %llu",
                       ULL(r->id), spl_raft_msg_type_name(m->type), ULL(m->from), ULL(m->term));
         return SPL_EINVAL_ARG;
-    }
-    if (m->type == SPL_RAFT_MSG_APPEND && m->index >= l->committed &&
-        spl__log_match_term(l, m->index, m->log_term)) {
-        uint64_t ci = spl__log_find_conflict(l, m->entries, m->entry_count);
-        if (ci != 0 && ci <= l->committed)
-            return SPL_EINVAL_ARG; /* would rewrite committed entries */
     }
     if (m->type == SPL_RAFT_MSG_APPEND_RESP && m->term == r->term && !m->reject &&
         m->index > spl__log_last_index(l))
