@@ -52,6 +52,12 @@ struct hb_cs {
     uint32_t *sets;
     uint32_t set_count, set_cap;
     uint32_t leader_count;     /* copysets whose known leader it is */
+    /* scheduler scratch (valid during a round, under both locks) */
+    uint32_t op_load;          /* operators touching it */
+    int32_t plan_sets;         /* copysets it will hold after planned operators */
+    int32_t plan_leaders;      /* copysets it will lead after planned transfers */
+    int32_t bfs_parent;        /* leader balance search: index into hb->css, -1 none */
+    uint32_t bfs_set;          /* the copyset (index) whose transfer reaches it */
 };
 
 struct hb_set {
@@ -65,6 +71,7 @@ struct hb_set {
     uint64_t leader_report_ns; /* mono time of the leader's last report */
     uint64_t scratch;          /* heartbeat stamp (hbstate.c internal) */
     uint32_t replicas_wanted;  /* of its logical pool */
+    bool has_op;               /* scheduler scratch: an operator works on it */
 };
 
 struct spl_hbstate {

@@ -78,8 +78,8 @@ static char *enc_volume(const struct spl_volume *v)
     json_object_object_add(o, "owner", json_object_new_string(v->owner));
     json_object_object_add(o, "size", json_object_new_uint64(v->size_bytes));
     json_object_object_add(o, "lpool", json_object_new_uint64(v->lpool_id));
-    json_object_object_add(o, "status", json_object_new_string(
-                                            v->status == SPL_VOLUME_ACTIVE ? "active" : "recycled"));
+    const char *status = v->status == SPL_VOLUME_ACTIVE ? "active" : "recycled";
+    json_object_object_add(o, "status", json_object_new_string(status));
     json_object_object_add(o, "ctime_ms", json_object_new_uint64(v->ctime_ms));
     json_object_object_add(o, "dtime_ms", json_object_new_uint64(v->dtime_ms));
     return json_text(o);

@@ -49,7 +49,8 @@ static int cmp_copyset(const void *a, const void *b)
 static void *vec_at(const struct vec *v, size_t i) { return (char *)v->data + i * v->elem; }
 
 /* Index of the first element >= key. */
-static size_t vec_lower(const struct vec *v, const void *key, int (*cmp)(const void *, const void *))
+static size_t vec_lower(const struct vec *v, const void *key,
+                        int (*cmp)(const void *, const void *))
 {
     size_t lo = 0, hi = v->count;
     while (lo < hi) {
@@ -62,7 +63,8 @@ static size_t vec_lower(const struct vec *v, const void *key, int (*cmp)(const v
     return lo;
 }
 
-static void *vec_find(const struct vec *v, const void *key, int (*cmp)(const void *, const void *))
+static void *vec_find(const struct vec *v, const void *key,
+                      int (*cmp)(const void *, const void *))
 {
     size_t i = vec_lower(v, key, cmp);
     return i < v->count && cmp(vec_at(v, i), key) == 0 ? vec_at(v, i) : NULL;
