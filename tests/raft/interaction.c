@@ -24,6 +24,8 @@
  *   status ID | raft-log ID | raft-state | check-applied
  *   compact ID              snapshot the state machine at its applied index, drop the log
  *   report-snapshot ID TO ok|fail | report-unreachable ID TO | restart ID
+ *   crash-after-persist ID  persist the next ready, then crash (no send, no apply) and
+ *                           restart from storage
  *   step ID type=T from=F [term= index= log-term= commit= reject= hint= context= group=
  *           to= entries=TERM/INDEX,... entry-count=N snap=INDEX/TERM]   a hand-made
  *                                message (entry-count: N empty entries of its term)
@@ -388,6 +390,28 @@ static void print_ready(const struct spl_raft_ready *rd)
         fmt_conf(&rd->conf);
         outf(" Epoch:%llu\n", (unsigned long long)rd->epoch);
     }
+}
+
+/* Persist one ready of n, then crash: nothing is sent or applied, the node restarts
+ * from its storage (with the harness state machine's applied index). */
+static void crash_after_persist(struct node *n)
+{
+    struct spl_raft_ready rd;
+    if (!spl_raft_has_ready(n->r))
+        fail("crash-after-persist: no ready");
+    outf("> %llu persisting a Ready, then crashing\n", (unsigned long long)n->id);
+    spl_raft_ready(n->r, &rd);
+    print_ready(&rd);
+    if (rd.snapshot && spl_raft_memstorage_apply_snapshot(&n->ms, rd.snapshot) != 0)
+        fail("apply_snapshot");
+    if (spl_raft_memstorage_append(&n->ms, rd.entries, rd.entry_count) != 0)
+        fail("append");
+    if (rd.has_hard_state)
+        spl_raft_memstorage_set_hard_state(&n->ms, &rd.hard_state);
+    spl_raft_advance(n->r, &rd); /* releases the ready's memory; the node is dropped next */
+    node_stop(n);
+    inbox_clear(n);
+    node_start(n);
 }
 
 /* Run one ready of n through the contract: persist, send, apply, advance. */
@@ -974,6 +998,8 @@ static void run_cmd_nodes(const char *cmd, const struct args *a)
         node_start(n);
     } else if (strcmp(cmd, "step") == 0)
         cmd_step(n, a);
+    else if (strcmp(cmd, "crash-after-persist") == 0)
+        crash_after_persist(n);
     else if (strcmp(cmd, "garbage") == 0)
         cmd_garbage(n, a);
     else
