@@ -783,7 +783,7 @@ static int apply_servers(spl_topo *t, const struct spl_cluster_zone *cz, uint32_
 {
     for (size_t s = 0; s < cz->server_count; s++) {
         const struct spl_cluster_server *cs = &cz->servers[s];
-        uint32_t server_id;
+        uint32_t server_id = 0;
         int rc = ensure_server(t, cs, zone_id, &server_id, &rep->created.servers);
         if (rc < 0)
             return rc;
@@ -793,7 +793,7 @@ static int apply_servers(spl_topo *t, const struct spl_cluster_zone *cz, uint32_
             const struct spl_cluster_cs *cc = &cs->chunkservers[c];
             if (find_cs_identity(&t->m, cs->ip, cc->port, cc->disk))
                 continue;
-            uint32_t id;
+            uint32_t id = 0;
             rc = create_cs(t, &srv, cs->ip, cc->port, cc->disk, cc->capacity_bytes, &id);
             if (rc < 0)
                 return rc;
@@ -813,7 +813,7 @@ static int apply_once(spl_topo *t, const struct spl_cluster_desc *d,
         return rc;
     for (size_t i = 0; i < d->pool_count; i++) {
         const struct spl_cluster_pool *p = &d->pools[i];
-        uint32_t pool_id, zone_id;
+        uint32_t pool_id = 0, zone_id = 0;
         if ((rc = ensure_pool(t, p->name, &pool_id, &rep->created.pools)) < 0)
             return rc;
         for (size_t z = 0; z < p->zone_count; z++) {
@@ -825,7 +825,7 @@ static int apply_once(spl_topo *t, const struct spl_cluster_desc *d,
         }
     }
     for (size_t i = 0; i < d->lpool_count; i++) {
-        uint32_t id;
+        uint32_t id = 0;
         if ((rc = ensure_lpool(t, &d->lpools[i], &id, &rep->created.lpools)) < 0)
             return rc;
         const struct spl_topo_lpool *l = vec_find(&t->m.lpools, &id, cmp_id);
