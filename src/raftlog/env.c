@@ -83,9 +83,9 @@ static void sync_take(struct spl_raftlog *g, struct sync_snap *s)
     pthread_mutex_unlock(&g->mu);
 }
 
-/* Record the outcome, detach the completed requests into *done (run by the caller
- * outside every lock) and requeue the group if more arrived meanwhile. After this the
- * caller must not touch g except through spl__raftlog_sync_callbacks(). */
+/* Record the outcome and detach the completed requests into *done. The group stays
+ * SYNCING (no other worker takes it) until sync_settle(), so callbacks of one group run
+ * one batch at a time, in order. */
 static void sync_finish(struct spl_raftlog *g, const struct sync_snap *s, int rc,
                         struct spl_raftlog_req **done)
 {
@@ -105,39 +105,35 @@ static void sync_finish(struct spl_raftlog *g, const struct sync_snap *s, int rc
     while (g->wait_head && (g->err != 0 || g->wait_head->priv_seq <= g->durable_seq)) {
         struct spl_raftlog_req *r = g->wait_head;
         g->wait_head = r->priv_next;
-        r->priv_next = NULL;
         r->priv_status = g->err;
         *tail = r;
         tail = &r->priv_next;
     }
+    *tail = NULL;
     if (!g->wait_head)
         g->wait_tail = NULL;
-    bool again = g->err == 0 && (g->written_seq > g->durable_seq || g->hs_dirty);
-    g->state = again ? SYNC_QUEUED : SYNC_IDLE;
-    if (*done)
-        g->cb_running++;
-    if (again)
-        spl__raftlog_env_enqueue(g->env, g);
-    pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);
 }
 
-static void run_callbacks(struct spl_raftlog *g, struct spl_raftlog_req *done)
+/* Run the callbacks (no lock held), then requeue the group if more arrived meanwhile or
+ * let it go idle. After this the caller must not touch g. */
+static void sync_settle(struct spl_raftlog *g, struct spl_raftlog_req *done)
 {
-    if (!done)
-        return;
     while (done) {
         struct spl_raftlog_req *r = done;
         done = r->priv_next;
-        int status = r->priv_status;
         spl_raftlog_cb cb = r->priv_cb;
         r->priv_next = NULL;
         r->priv_cb = NULL;
-        cb(r, status);
+        cb(r, r->priv_status);
     }
     pthread_mutex_lock(&g->mu);
-    ASSERT(g->cb_running > 0);
-    g->cb_running--;
+    ASSERT(g->state == SYNC_SYNCING);
+    bool again = g->err == 0 ? g->written_seq > g->durable_seq || g->hs_dirty
+                             : g->wait_head != NULL;
+    g->state = again ? SYNC_QUEUED : SYNC_IDLE;
+    if (again)
+        spl__raftlog_env_enqueue(g->env, g);
     pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);
 }
@@ -175,7 +171,7 @@ void spl__raftlog_sync_group(struct spl_raftlog *g)
     pthread_mutex_unlock(&g->io_mu);
     STAT_ADD(env, st_rounds, 1);
     sync_finish(g, &s, rc, &done);
-    run_callbacks(g, done);
+    sync_settle(g, done);
 }
 
 /* SYNCFS mode: one syncfs() for a batch of groups. */
@@ -198,7 +194,7 @@ static void sync_batch(struct spl_raftlog_env *env, struct spl_raftlog **gs, uin
     for (uint32_t i = 0; i < n; i++)
         sync_finish(gs[i], &s[i], s[i].err ? s[i].err : rc, &done[i]);
     for (uint32_t i = 0; i < n; i++)
-        run_callbacks(gs[i], done[i]);
+        sync_settle(gs[i], done[i]);
     free(s);
     free(done);
 }

@@ -141,7 +141,6 @@ struct spl_raftlog {
     struct spl_raftlog_hardstate hs_pending;
     int err;                 /* sticky: the log failed */
     struct spl_raftlog_req *wait_head, *wait_tail;
-    uint32_t cb_running;     /* a worker is running callbacks of this group */
     struct spl_raftlog *q_next; /* env queue link (env->qmu) */
     /* the hard state file: touched by the worker that holds the group SYNCING */
     int hs_fd;

@@ -585,7 +585,7 @@ void spl_raftlog_close(struct spl_raftlog *g)
     if (lazy)
         (void)spl_raftlog_append_wait(g, NULL, 0, NULL);
     pthread_mutex_lock(&g->mu);
-    while (g->state != SYNC_IDLE || g->wait_head || g->cb_running) {
+    while (g->state != SYNC_IDLE || g->wait_head) {
         if (env->thread_count == 0) {
             pthread_mutex_unlock(&g->mu);
             spl_raftlog_env_poll(env);
