@@ -116,6 +116,9 @@ static int each_field(struct parse *p, yaml_node_t *n, const char *what, field_f
         const char *key = scalar(k);
         if (!key)
             return fail(p, k, "%s: keys must be plain words", what);
+        for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < pr; q++)
+            if (strcmp(key, scalar(yaml_document_get_node(p->doc, q->key))) == 0)
+                return fail(p, k, "%s: key '%s' appears twice", what, key);
         int rc = fn(p, key, v, obj);
         if (rc == 1)
             return fail(p, k, "%s: unknown key '%s'", what, key);
@@ -133,6 +136,7 @@ static int each_item(struct parse *p, yaml_node_t *n, const char *what, size_t e
 {
     if (!n || n->type != YAML_SEQUENCE_NODE)
         return fail(p, n, "%s must be a list", what);
+    ASSERT(*array == NULL && *count == 0); /* each_field refuses a repeated key */
     size_t len = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     p->objects += len;
     if (p->objects > SPL_CLUSTER_OBJECTS_MAX)

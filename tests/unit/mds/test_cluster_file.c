@@ -91,6 +91,9 @@ static void test_invalid_files(void **state)
         {"logical_pools:\n  - {name: l, physical_pool: p, copysets: 1}\n"
          "  - {name: l, physical_pool: p, copysets: 1}\n", "declared twice"},
         {"physical_pools: 3\n", "must be a list"},
+        {"physical_pools: []\nphysical_pools: []\n", "appears twice"},
+        {"physical_pools:\n  - name: p\n    zones: []\n    zones: [{name: z}]\n",
+         "appears twice"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct spl_cluster_desc d;
