@@ -106,7 +106,9 @@ void spl_raftnode_host_destroy(spl_raftnode_host *h);
 
 /* spl_raftnode_set_peer - node `id` is reachable at "host:port" (its RPC server). May be
  * called at any time (membership changes add nodes); a changed address re-opens the
- * channel. 0; SPL_EINVAL_ARG (id 0 or this node, address too long). */
+ * channel (the old one stays open, idle, until the host is destroyed). This node's own
+ * address may be set too (leader hints name it). 0; SPL_EINVAL_ARG (id 0, address too
+ * long); SPL_ETOOBIG (over SPL_RAFTNODE_NODES_MAX nodes or address changes). */
 int spl_raftnode_set_peer(spl_raftnode_host *h, uint64_t id, const char *address);
 
 /* spl_raftnode_peer_address - copy node id's address into buf (len >= SPL_RAFTNODE_ADDR_MAX):
@@ -219,8 +221,8 @@ struct spl_raftnode_leader_info {
     char address[SPL_RAFTNODE_ADDR_MAX]; /* "" when unknown (or this node: its own id) */
 };
 
-/* spl_raftnode_leader - the group's leader as this replica knows it (lock-free read of
- * what the worker published). 0; SPL_ERAFT_NOGROUP. */
+/* spl_raftnode_leader - the group's leader as this replica knows it (what the worker
+ * published; never waits for the worker). 0; SPL_ERAFT_NOGROUP. */
 int spl_raftnode_leader(spl_raftnode_host *h, uint64_t group, struct spl_raftnode_leader_info *out);
 
 struct spl_raftnode_group_status {
