@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/assert.h"
 #include "base/clock.h"
@@ -1224,7 +1225,11 @@ int spl_etcd_watch_start(spl_etcd *e, const char *key, bool prefix, int64_t star
     w->cb = cb;
     w->arg = arg;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
     w->bg.s.line_cb = watch_line;
     w->bg.s.arg = w;
     w->bg.make_body = watch_body;
@@ -1232,12 +1237,16 @@ int spl_etcd_watch_start(spl_etcd *e, const char *key, bool prefix, int64_t star
     int rc = bg_stream_start(&w->bg, e, "/v3/watch");
     if (rc < 0)
         goto out_free;
-    uint64_t deadline = spl_mono_ns() + (uint64_t)e->timeout_ms * SPL_NS_PER_MS;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += e->timeout_ms / 1000;
+    deadline.tv_nsec += (long)(e->timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&w->lock);
-    while (w->created == 0 && spl_mono_ns() < deadline) {
-        pthread_mutex_unlock(&w->lock);
-        spl_sleep_ns(10 * SPL_NS_PER_MS);
-        pthread_mutex_lock(&w->lock);
+    while (w->created == 0 && pthread_cond_timedwait(&w->cond, &w->lock, &deadline) == 0) {
     }
     rc = w->created == 1 ? 0 : w->created < 0 ? w->created : SPL_EETCD_UNAVAILABLE;
     pthread_mutex_unlock(&w->lock);

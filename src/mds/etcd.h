@@ -258,7 +258,9 @@ int spl_etcd_keeper_start(spl_etcd *e, int64_t lease, int64_t ttl_s,
                           spl_etcd_lease_lost_cb lost_cb, void *arg, spl_etcd_keeper **out);
 
 /* spl_etcd_keeper_valid - true while the lease is surely alive: the last successful
- * renewal was *sent* less than its TTL ago. A leader serves only while this holds. */
+ * renewal was *sent* less than its TTL ago. A leader serves only while this holds. It is
+ * computed from the clock when called, so it turns false on time even while a renewal
+ * request hangs (lost_cb only runs once that request returns). Any thread may call it. */
 bool spl_etcd_keeper_valid(spl_etcd_keeper *k);
 
 /* spl_etcd_keeper_stop - stop renewing (returns within about a second) and free k. The
@@ -318,7 +320,7 @@ int spl_etcd_campaign(spl_etcd *e, const char *name, int64_t lease, const void *
 int spl_etcd_leader(spl_etcd *e, const char *name, struct spl_etcd_kv *out);
 
 /* spl_etcd_proclaim - change the leader's value without an election. SPL_EETCD_NOLEADER
- * (or TXNFAIL-like REJECTED) when lk no longer leads. */
+ * when lk no longer leads. */
 int spl_etcd_proclaim(spl_etcd *e, const struct spl_etcd_leader_key *lk, const void *value,
                       size_t len);
 

@@ -70,7 +70,7 @@ struct spl_mdsd_config {
     bool scheduler_enabled;
     bool copyset_balance;
     bool leader_balance;
-    uint64_t seed;
+    int64_t seed;
 };
 
 extern const struct spl_config_table spl_mdsd_config_table;
@@ -154,7 +154,5 @@ void spl_mdsd_reply_err(spl_rpc_call *call, int rc, const char *msg);
 extern const struct spl_rpc_service spl_mdsd_mds_service;
 extern const struct spl_rpc_service spl_mdsd_topology_service;
 extern const struct spl_rpc_service spl_mdsd_heartbeat_service;
-/* The chunkserver's Copyset service (client side table; proto/copyset.proto). */
-extern const struct spl_rpc_service spl_copyset_client_service;
 
 #endif

@@ -13,6 +13,7 @@
 #include "base/errors.h"
 #include "base/log.h"
 #include "copyset.pb-c.h"
+#include "mds/mds_client.h"
 #include "mds/scheduler.h"
 
 #define SCHED_CHANNELS_MAX 4096

@@ -1219,3 +1219,39 @@ int spl_topo_list_copysets(spl_topo *t, uint32_t lpool_id, struct spl_topo_copys
     pthread_rwlock_unlock(&t->lock);
     return rc;
 }
+
+int spl_topo_list_copysets_of(spl_topo *t, uint32_t cs_id, struct spl_topo_copyset **out,
+                              size_t *count)
+{
+    ASSERT(t && out && count);
+    *out = NULL;
+    *count = 0;
+    pthread_rwlock_rdlock(&t->lock);
+    int rc = 0;
+    size_t cap = 0;
+    for (size_t i = 0; i < t->m.copysets.count && rc == 0; i++) {
+        const struct spl_topo_copyset *c = vec_at(&t->m.copysets, i);
+        bool member = false;
+        for (uint32_t r = 0; r < c->member_count; r++)
+            member |= c->members[r] == cs_id;
+        if (!member)
+            continue;
+        if (*count == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct spl_topo_copyset *n = realloc(*out, cap * sizeof *n);
+            if (!n) {
+                rc = -ENOMEM;
+                break;
+            }
+            *out = n;
+        }
+        (*out)[(*count)++] = *c;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    if (rc < 0) {
+        free(*out);
+        *out = NULL;
+        *count = 0;
+    }
+    return rc;
+}

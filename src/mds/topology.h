@@ -186,5 +186,8 @@ int spl_topo_list_lpools(spl_topo *t, struct spl_topo_lpool **out, size_t *count
 /* copysets of one logical pool (0: of every pool), by (lpool, id) */
 int spl_topo_list_copysets(spl_topo *t, uint32_t lpool_id, struct spl_topo_copyset **out,
                            size_t *count);
+/* copysets having chunkserver cs_id as a member (what a heartbeat is checked against) */
+int spl_topo_list_copysets_of(spl_topo *t, uint32_t cs_id, struct spl_topo_copyset **out,
+                              size_t *count);
 
 #endif

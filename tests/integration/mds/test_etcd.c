@@ -393,6 +393,9 @@ static void test_election(void **state)
     assert_int_equal(spl_etcd_lease_grant(e, 10, &lc, NULL), 0);
     assert_int_equal(spl_etcd_campaign(e, "/t/election", lc, "c", 1, 300, NULL, &lk),
                      -ETIMEDOUT);
+    atomic_bool cancel = true; /* ... or when told to */
+    assert_int_equal(spl_etcd_campaign(e, "/t/election", lc, "c", 1, 0, &cancel, &lk),
+                     -ECANCELED);
     assert_int_equal(spl_etcd_proclaim(e, &a.lk, "mds-a2", 6), 0);
     assert_int_equal(spl_etcd_resign(e, &a.lk), 0);
     pthread_join(tb, NULL);
@@ -436,6 +439,11 @@ static void test_unavailable_then_back(void **state)
     struct seen s = {.lock = PTHREAD_MUTEX_INITIALIZER};
     spl_etcd_watch *w;
     assert_int_equal(spl_etcd_watch_start(e, "/t/w/", true, 0, false, watch_cb, &s, &w), 0);
+    int64_t lease;
+    struct lost lost = {0};
+    spl_etcd_keeper *k;
+    assert_int_equal(spl_etcd_lease_grant(e, 2, &lease, NULL), 0);
+    assert_int_equal(spl_etcd_keeper_start(e, lease, 2, lost_cb, &lost, &k), 0);
     spl_etcd_harness_kill(&h);
     struct spl_etcd_kv kv;
     uint64_t t0 = spl_mono_ns();
@@ -443,6 +451,13 @@ static void test_unavailable_then_back(void **state)
     assert_int_equal(spl_etcd_get(e, "/t/durable", &kv), SPL_EETCD_UNAVAILABLE);
     assert_true(strlen(spl_etcd_errmsg()) > 0);
     assert_true(spl_mono_ns() - t0 < 10 * SPL_NS_PER_SEC);
+    /* the keeper cannot renew: validity ends within the TTL, then loss is reported */
+    for (int i = 0; i < 50 && atomic_load(&lost.calls) == 0; i++)
+        spl_sleep_ns(100 * SPL_NS_PER_MS);
+    assert_false(spl_etcd_keeper_valid(k));
+    assert_int_equal(atomic_load(&lost.calls), 1);
+    assert_int_equal(lost.reason, -ETIMEDOUT);
+    spl_etcd_keeper_stop(k);
     assert_int_equal(spl_etcd_harness_restart(&h), 0);
     assert_int_equal(spl_etcd_get(e, "/t/durable", &kv), 0);
     assert_string_equal(kv.value, "kept");

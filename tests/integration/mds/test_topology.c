@@ -287,6 +287,19 @@ static void test_registration_then_placement(void **state)
     assert_int_equal(l.state, SPL_LPOOL_READY);
     check_placement(t, l.id, 27, 9);
     assert_int_equal(spl_topo_place_lpool(t, l.id), 0); /* READY: left alone */
+    size_t memberships = 0;
+    for (int i = 0; i < 9; i++) {
+        struct spl_topo_copyset *of;
+        size_t n;
+        assert_int_equal(spl_topo_list_copysets_of(t, ids[i], &of, &n), 0);
+        assert_int_equal(n, 9); /* 27 x 3 / 9, exactly */
+        for (size_t j = 0; j < n; j++)
+            assert_true(of[j].members[0] == ids[i] || of[j].members[1] == ids[i] ||
+                        of[j].members[2] == ids[i]);
+        memberships += n;
+        free(of);
+    }
+    assert_int_equal(memberships, 27 * 3);
     /* a restarted MDS registers nothing new and sees the placement */
     spl_topo *t2;
     assert_int_equal(spl_topo_open(etcd, 8, &t2), 0);
