@@ -31,6 +31,7 @@ struct spl_ha {
     pthread_t election_thread;
     pthread_t keeper_thread;
     bool keeper_running;
+    bool running;
     spl_etcd_observer *observer;
 
     atomic_bool stop;            /* the whole HA machinery */
@@ -216,8 +217,8 @@ static void *election_main(void *arg)
     return NULL;
 }
 
-int spl_ha_start(struct spl_mdsd *d, int (*on_lead)(struct spl_mdsd *d),
-                 void (*on_step_down)(struct spl_mdsd *d), struct spl_ha **out)
+int spl_ha_new(struct spl_mdsd *d, int (*on_lead)(struct spl_mdsd *d),
+               void (*on_step_down)(struct spl_mdsd *d), struct spl_ha **out)
 {
     ASSERT(d && on_lead && on_step_down && out);
     ASSERT(d->cfg.fence_margin_ms < d->cfg.lease_ttl_ms);
@@ -231,17 +232,23 @@ int spl_ha_start(struct spl_mdsd *d, int (*on_lead)(struct spl_mdsd *d),
     ha->valid_ns = (d->cfg.lease_ttl_ms - d->cfg.fence_margin_ms) * 1000000;
     atomic_store(&ha->etcd_ok, true);
     pthread_mutex_init(&ha->lock, NULL);
+    *out = ha;
+    return 0;
+}
+
+int spl_ha_run(struct spl_ha *ha)
+{
+    struct spl_mdsd *d = ha->d;
     int rc = spl_etcd_observe_start(d->etcd_ha, d->cfg.election, observe_cb, ha, &ha->observer);
     if (rc < 0)
         LOG_WARN("mds.ha", "cannot observe the election yet: %s", spl_errname(rc));
     rc = pthread_create(&ha->election_thread, NULL, election_main, ha);
     if (rc != 0) {
         spl_etcd_observe_stop(ha->observer);
-        pthread_mutex_destroy(&ha->lock);
-        free(ha);
+        ha->observer = NULL;
         return -rc;
     }
-    *out = ha;
+    ha->running = true;
     return 0;
 }
 
@@ -251,7 +258,8 @@ void spl_ha_stop(struct spl_ha *ha)
         return;
     atomic_store(&ha->stop, true);
     atomic_store(&ha->campaign_cancel, true);
-    pthread_join(ha->election_thread, NULL);
+    if (ha->running)
+        pthread_join(ha->election_thread, NULL);
     spl_etcd_observe_stop(ha->observer);
     pthread_mutex_destroy(&ha->lock);
     free(ha);

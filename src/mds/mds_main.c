@@ -195,12 +195,12 @@ int main(int argc, char **argv)
     spl_etcd_global_init();
     d.start_unix_ms = spl_wall_ns() / 1000000;
 
-    if ((rc = open_etcd(&d)) < 0 || (rc = spl_workq_start((uint32_t)d.cfg.workers, "mds-wk",
-                                                          &d.wq)) < 0 ||
+    if ((rc = open_etcd(&d)) < 0 ||
+        (rc = spl_workq_start((uint32_t)d.cfg.workers, "mds-wk", &d.wq)) < 0 ||
         (rc = spl_hbstate_new(&d, &d.hb)) < 0 || (rc = spl_sched_new(&d, &d.sched)) < 0 ||
-        (rc = start_rpc(&d)) < 0 || (rc = start_http(&d)) < 0 ||
-        (rc = spl_sched_start(d.sched)) < 0 || (rc = spl_ha_start(&d, on_lead, on_step_down,
-                                                                   &d.ha)) < 0) {
+        (rc = spl_ha_new(&d, on_lead, on_step_down, &d.ha)) < 0 || (rc = start_rpc(&d)) < 0 ||
+        (rc = start_http(&d)) < 0 || (rc = spl_sched_start(d.sched)) < 0 ||
+        (rc = spl_ha_run(d.ha)) < 0) {
         LOG_ERROR("mds", "start-up failed: %s (%s)", spl_errname(rc), spl_strerror(rc));
         return 1;
     }

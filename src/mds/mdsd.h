@@ -109,11 +109,13 @@ struct spl_mdsd {
 
 /* ---- HA (ha.c) ---- */
 
-/* spl_ha_start - campaign for leadership in the background; on winning, on_lead runs on
- * the HA thread (load state; return 0 to serve, <0 to give leadership up and retry);
- * on losing it, on_step_down runs there too (after serving already stopped). */
-int spl_ha_start(struct spl_mdsd *d, int (*on_lead)(struct spl_mdsd *d),
-                 void (*on_step_down)(struct spl_mdsd *d), struct spl_ha **out);
+/* spl_ha_new - the HA state, not running yet (standby). on_lead runs on the HA thread
+ * once elected (load state; return 0 to serve, <0 to give leadership up and retry);
+ * on_step_down runs there when leadership ends (serving has already stopped). */
+int spl_ha_new(struct spl_mdsd *d, int (*on_lead)(struct spl_mdsd *d),
+               void (*on_step_down)(struct spl_mdsd *d), struct spl_ha **out);
+/* spl_ha_run - start observing and campaigning (d->advertise must be final). */
+int spl_ha_run(struct spl_ha *ha);
 /* spl_ha_stop - resign (when leading), stop every HA thread, free. */
 void spl_ha_stop(struct spl_ha *ha);
 /* spl_ha_role - the role right now; LEADER only while the lease is surely valid
