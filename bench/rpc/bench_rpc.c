@@ -17,6 +17,7 @@
  * the summary gives medians over rounds and the ratios of the medians.
  *
  * Usage: bench_rpc [--rounds N] [--qd1-ops N] [--qd64-seconds S] [--qd D]
+ *                  [--only qd|sync|async|rawqd]   (one mode alone, for profiling)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -132,6 +133,7 @@ struct raw {
     int listen_fd;
     uint16_t port;
     size_t req_len, rep_len;
+    bool per_message; /* serve one request per read (the per-message baseline) */
     pthread_t thread;
 };
 
@@ -162,6 +164,26 @@ static void *raw_server_main(void *arg)
                 have -= k * r->req_len;
             }
         }
+        free(in);
+        free(out);
+        close(fd);
+    }
+}
+
+/* The per-message server: read one request, write one reply (blocking). */
+static void *raw_server_msg_main(void *arg)
+{
+    struct raw *r = arg;
+    for (;;) {
+        int fd = accept(r->listen_fd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        uint8_t *in = malloc(r->req_len);
+        uint8_t *out = calloc(1, r->rep_len);
+        while (read_exact(fd, in, r->req_len) == 0 && write_all(fd, out, r->rep_len) == 0)
+            ;
         free(in);
         free(out);
         close(fd);
@@ -237,6 +259,39 @@ static double raw_qdn(struct raw *r, int qd, double seconds)
     return (double)done / dt;
 }
 
+/* Per message: keep qd requests outstanding with one send per request and one read per
+ * reply, as a blocking-socket client naturally would. */
+static double raw_qdn_msg(struct raw *r, int qd, double seconds)
+{
+    int fd = raw_connect(r->port);
+    uint8_t *req = calloc(1, r->req_len);
+    uint8_t rep[4096];
+    for (int i = 0; i < qd; i++)
+        if (write_all(fd, req, r->req_len) != 0)
+            exit(1);
+    uint64_t done = 0;
+    uint64_t t0 = spl_mono_ns(), end = t0 + (uint64_t)(seconds * 1e9);
+    int outstanding = qd;
+    bool stopping = false;
+    while (outstanding > 0) {
+        if (read_exact(fd, rep, r->rep_len) != 0)
+            exit(1);
+        done++;
+        outstanding--;
+        if (!stopping && (done & 15) == 0 && spl_mono_ns() >= end)
+            stopping = true;
+        if (!stopping) {
+            if (write_all(fd, req, r->req_len) != 0)
+                exit(1);
+            outstanding++;
+        }
+    }
+    double dt = (double)(spl_mono_ns() - t0) / 1e9;
+    close(fd);
+    free(req);
+    return (double)done / dt;
+}
+
 static void raw_start(struct raw *r)
 {
     r->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -250,7 +305,7 @@ static void raw_start(struct raw *r)
     socklen_t len = sizeof(sa);
     getsockname(r->listen_fd, (struct sockaddr *)&sa, &len);
     r->port = ntohs(sa.sin_port);
-    pthread_create(&r->thread, NULL, raw_server_main, r);
+    pthread_create(&r->thread, NULL, r->per_message ? raw_server_msg_main : raw_server_main, r);
 }
 
 /* ---- RPC ---- */
@@ -421,6 +476,7 @@ static void frame_sizes(size_t *req_len, size_t *rep_len)
 int main(int argc, char **argv)
 {
     int rounds = 5, qd1_ops = 20000, qd = 64;
+    const char *only = NULL; /* profiling: run one RPC mode alone ("qd", "sync", "async") */
     double qdn_seconds = 2.0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--rounds"))
@@ -431,6 +487,8 @@ int main(int argc, char **argv)
             qdn_seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--qd"))
             qd = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--only"))
+            only = argv[i + 1];
     }
     if (rounds < 1 || rounds > BENCH_ROUNDS_MAX || qd1_ops < 100 || qd < 1) {
         fprintf(stderr, "usage: bench_rpc [--rounds 1..64] [--qd1-ops N>=100] "
@@ -438,23 +496,42 @@ int main(int argc, char **argv)
         return 2;
     }
     spl_log_set_level(SPL_LOG_WARN);
-    struct raw raw = {0};
+    struct raw raw = {0}, rawm = {.per_message = true};
     frame_sizes(&raw.req_len, &raw.rep_len);
+    rawm.req_len = raw.req_len;
+    rawm.rep_len = raw.rep_len;
     raw_start(&raw);
+    raw_start(&rawm);
     struct rpc b;
     rpc_start(&b);
     uint64_t *samples = malloc(sizeof(uint64_t) * (size_t)qd1_ops);
+    if (only != NULL) {
+        for (int r = 0; r < rounds; r++) {
+            if (!strcmp(only, "qd"))
+                printf("rpc qd%d: %.0f ops/s\n", qd, rpc_qdn(&b, qd, qdn_seconds));
+            else if (!strcmp(only, "sync"))
+                printf("rpc qd1 sync: p50 %.1f us\n", rpc_qd1_sync(&b, qd1_ops, samples).p50_us);
+            else if (!strcmp(only, "async"))
+                printf("rpc qd1 async: p50 %.1f us\n", rpc_qd1_async(&b, qd1_ops, samples).p50_us);
+            else if (!strcmp(only, "rawqd"))
+                printf("raw qd%d: %.0f ops/s\n", qd, raw_qdn(&raw, qd, qdn_seconds));
+            else if (!strcmp(only, "rawmsg"))
+                printf("raw msg qd%d: %.0f ops/s\n", qd, raw_qdn_msg(&rawm, qd, qdn_seconds));
+        }
+        rpc_stop(&b);
+        return 0;
+    }
 
     double raw50[BENCH_ROUNDS_MAX], raw99[BENCH_ROUNDS_MAX], sync50[BENCH_ROUNDS_MAX],
         sync99[BENCH_ROUNDS_MAX], async50[BENCH_ROUNDS_MAX], async99[BENCH_ROUNDS_MAX],
         rawq[BENCH_ROUNDS_MAX], rpcq[BENCH_ROUNDS_MAX], rawcpu[BENCH_ROUNDS_MAX],
-        rpccpu[BENCH_ROUNDS_MAX];
+        rpccpu[BENCH_ROUNDS_MAX], rawmq[BENCH_ROUNDS_MAX];
     printf("bench_rpc: request %zu B (4 KiB attachment), reply %zu B, 127.0.0.1, "
            "qd1 %d ops, qd%d %.1f s, %d rounds\n",
            raw.req_len, raw.rep_len, qd1_ops, qd, qdn_seconds, rounds);
-    printf("%-5s %-19s %-19s %-19s %-11s %-11s %-13s %-13s\n", "round", "raw qd1 p50/p99 us",
-           "rpc sync p50/p99", "rpc async p50/p99", "raw qd ops/s", "rpc qd ops/s",
-           "raw cpu us/op", "rpc cpu us/op");
+    printf("%-5s %-19s %-19s %-19s %-12s %-12s %-12s %-9s %-9s\n", "round",
+           "raw qd1 p50/p99 us", "rpc sync p50/p99", "rpc async p50/p99", "rawmsg qd/s",
+           "rawbatch qd/s", "rpc qd/s", "raw us/op", "rpc us/op");
     for (int r = 0; r < rounds; r++) {
         struct lat l = raw_qd1(&raw, qd1_ops, samples);
         raw50[r] = l.p50_us;
@@ -465,6 +542,7 @@ int main(int argc, char **argv)
         l = rpc_qd1_async(&b, qd1_ops, samples);
         async50[r] = l.p50_us;
         async99[r] = l.p99_us;
+        rawmq[r] = raw_qdn_msg(&rawm, qd, qdn_seconds);
         double c0 = cpu_seconds();
         rawq[r] = raw_qdn(&raw, qd, qdn_seconds);
         double c1 = cpu_seconds();
@@ -472,10 +550,10 @@ int main(int argc, char **argv)
         double c2 = cpu_seconds();
         rawcpu[r] = (c1 - c0) * 1e6 / (rawq[r] * qdn_seconds);
         rpccpu[r] = (c2 - c1) * 1e6 / (rpcq[r] * qdn_seconds);
-        printf("%-5d %6.1f / %-10.1f %6.1f / %-10.1f %6.1f / %-10.1f %-12.0f %-12.0f %-13.1f "
-               "%-13.1f\n",
-               r + 1, raw50[r], raw99[r], sync50[r], sync99[r], async50[r], async99[r], rawq[r],
-               rpcq[r], rawcpu[r], rpccpu[r]);
+        printf("%-5d %6.1f / %-10.1f %6.1f / %-10.1f %6.1f / %-10.1f %-12.0f %-12.0f %-12.0f "
+               "%-9.2f %-9.2f\n",
+               r + 1, raw50[r], raw99[r], sync50[r], sync99[r], async50[r], async99[r], rawmq[r],
+               rawq[r], rpcq[r], rawcpu[r], rpccpu[r]);
         fflush(stdout);
     }
     double m_raw50 = median_d(raw50, rounds), m_raw99 = median_d(raw99, rounds);
@@ -483,19 +561,25 @@ int main(int argc, char **argv)
     double m_async50 = median_d(async50, rounds), m_async99 = median_d(async99, rounds);
     double m_rawq = median_d(rawq, rounds), m_rpcq = median_d(rpcq, rounds);
     double m_rawcpu = median_d(rawcpu, rounds), m_rpccpu = median_d(rpccpu, rounds);
+    double m_rawmq = median_d(rawmq, rounds);
     printf("\nmedians over %d rounds\n", rounds);
     printf("  raw  qd1   p50 %6.1f us  p99 %6.1f us\n", m_raw50, m_raw99);
     printf("  rpc  qd1 sync  p50 %6.1f us  p99 %6.1f us   ratio p50 %.2fx  p99 %.2fx\n",
            m_sync50, m_sync99, m_sync50 / m_raw50, m_sync99 / m_raw99);
     printf("  rpc  qd1 async p50 %6.1f us  p99 %6.1f us   ratio p50 %.2fx  p99 %.2fx\n",
            m_async50, m_async99, m_async50 / m_raw50, m_async99 / m_raw99);
-    printf("  raw  qd%d  %9.0f ops/s  (%.1f us CPU/op)\n", qd, m_rawq, m_rawcpu);
-    printf("  rpc  qd%d  %9.0f ops/s  (%.1f us CPU/op)   ratio %.2fx\n", qd, m_rpcq, m_rpccpu,
-           m_rpcq / m_rawq);
+    printf("  raw  qd%d per message  %9.0f ops/s\n", qd, m_rawmq);
+    printf("  raw  qd%d batched      %9.0f ops/s  (%.2f us CPU/op)\n", qd, m_rawq, m_rawcpu);
+    printf("  rpc  qd%d              %9.0f ops/s  (%.2f us CPU/op)   ratio vs per-message "
+           "%.2fx, vs batched %.2fx\n",
+           qd, m_rpcq, m_rpccpu, m_rpcq / m_rawmq, m_rpcq / m_rawq);
     free(samples);
     rpc_stop(&b);
-    shutdown(raw.listen_fd, SHUT_RDWR);
-    close(raw.listen_fd);
-    pthread_join(raw.thread, NULL);
+    struct raw *raws[] = {&raw, &rawm};
+    for (int i = 0; i < 2; i++) {
+        shutdown(raws[i]->listen_fd, SHUT_RDWR);
+        close(raws[i]->listen_fd);
+        pthread_join(raws[i]->thread, NULL);
+    }
     return 0;
 }

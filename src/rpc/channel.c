@@ -273,7 +273,8 @@ static void spl_rpc_ch_complete(struct spl_rpc_channel *ch, struct spl_rpc_ccall
         c->parked_out = NULL;
     }
     spl_counter_inc(c->stats->requests);
-    spl_histogram_record_since(c->stats->latency, c->start_ns);
+    uint64_t now_ns = spl__rpc_now();
+    spl_histogram_record(c->stats->latency, now_ns > c->start_ns ? now_ns - c->start_ns : 0);
     if (status != 0)
         spl__rpc_stats_error(c->stats, status);
     c->done_cb(&r, c->ctx);
@@ -601,7 +602,8 @@ static void spl_rpc_ch_on_error(struct spl__rpc_conn *c, int err, const struct s
                             NULL);
 }
 
-static void spl_rpc_ch_on_sent(struct spl__rpc_conn *c, struct spl__rpc_out *o, bool written)
+static void spl_rpc_ch_on_sent(struct spl__rpc_conn *c, struct spl__rpc_out *o, bool written,
+                               uint64_t now_ns)
 {
     if (written && o->stats != NULL)
         spl_counter_add(o->stats->bytes_out, spl__rpc_out_bytes(o));
@@ -810,7 +812,7 @@ int spl_rpc_call_async(spl_rpc_channel *ch, const struct spl_rpc_service *svc,
     uint8_t flags = (opts != NULL && opts->payload_crc) ? SPL_RPC_FLAG_PAYLOAD_CRC : 0;
     uint32_t timeout_ms = (opts != NULL && opts->timeout_ms) ? opts->timeout_ms
                                                               : ch->call_timeout_ms;
-    uint64_t now = spl_mono_ns();
+    uint64_t now = spl__rpc_now();
     struct spl__rpc_conn *conn = NULL;
     struct spl_rpc_ccall *c = NULL;
 
@@ -895,8 +897,11 @@ int spl_rpc_cancel(spl_rpc_channel *ch, uint64_t call_id)
 
 /* ---- sync calls ---- */
 
+enum { SPL_RPC_SYNC_WAITING = 0, SPL_RPC_SYNC_DONE = 1, SPL_RPC_SYNC_SLEEPING = 2 };
+
 struct spl_rpc_sync {
     sem_t done;
+    atomic_int state;
     int status;
     ProtobufCMessage *resp;
     struct spl_iobuf *resp_attachment;
@@ -921,7 +926,22 @@ static void spl_rpc_sync_done(struct spl_rpc_result *r, void *ctx)
         snprintf(s->err->message, sizeof(s->err->message), "%s", r->error_message);
         snprintf(s->err->leader_hint, sizeof(s->err->leader_hint), "%s", r->leader_hint);
     }
-    sem_post(&s->done);
+    if (atomic_exchange_explicit(&s->state, SPL_RPC_SYNC_DONE, memory_order_acq_rel) ==
+        SPL_RPC_SYNC_SLEEPING)
+        sem_post(&s->done);
+}
+
+/* Wait for spl_rpc_sync_done. No spinning: measured on the 2-core machine, a spinning
+ * caller takes the CPU the IO threads need and makes the median 2x and p99 40x worse under
+ * load (docs/rpc.md). */
+static void spl_rpc_sync_wait(struct spl_rpc_sync *s)
+{
+    int expected = SPL_RPC_SYNC_WAITING;
+    if (!atomic_compare_exchange_strong_explicit(&s->state, &expected, SPL_RPC_SYNC_SLEEPING,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return; /* completed already */
+    while (sem_wait(&s->done) != 0)
+        ASSERT(errno == EINTR);
 }
 
 int spl_rpc_call_sync(spl_rpc_channel *ch, const struct spl_rpc_service *svc,
@@ -934,6 +954,7 @@ int spl_rpc_call_sync(spl_rpc_channel *ch, const struct spl_rpc_service *svc,
     ASSERTF(!spl_rpc_on_io_thread(ch->rt), "spl_rpc_call_sync on an IO thread deadlocks");
     *resp_out = NULL;
     struct spl_rpc_sync s = {.resp_attachment = resp_attachment, .err = err_out};
+    atomic_init(&s.state, SPL_RPC_SYNC_WAITING);
     ASSERT(sem_init(&s.done, 0, 0) == 0);
     int rc = spl_rpc_call_async(ch, svc, method_index, req, req_attachment, opts, NULL,
                                 spl_rpc_sync_done, &s);
@@ -945,8 +966,7 @@ int spl_rpc_call_sync(spl_rpc_channel *ch, const struct spl_rpc_service *svc,
         }
         return rc;
     }
-    while (sem_wait(&s.done) != 0)
-        ASSERT(errno == EINTR);
+    spl_rpc_sync_wait(&s);
     sem_destroy(&s.done);
     if (s.status != 0 && s.resp != NULL) {
         protobuf_c_message_free_unpacked(s.resp, NULL);

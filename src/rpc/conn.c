@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/errors.h"
 #include "base/log.h"
 #include "rpc.pb-c.h"
@@ -47,15 +48,23 @@ int spl__rpc_out_new(const ProtobufCMessage *msg, struct spl__rpc_out **out)
     size_t len = msg != NULL ? protobuf_c_message_get_packed_size(msg) : 0;
     if (len > SPL_RPC_META_MAX)
         return SPL_ETOOBIG;
-    struct spl__rpc_out *o = malloc(sizeof(*o));
-    if (o == NULL)
+    struct spl__rpc_loop *loop = spl__rpc_tls_loop;
+    struct spl__rpc_out *o;
+    if (loop != NULL && loop->free_outs != NULL) {
+        o = loop->free_outs;
+        loop->free_outs = o->next;
+        loop->free_out_count--;
+    } else if ((o = malloc(sizeof(*o))) == NULL) {
         return -ENOMEM;
+    }
     o->next = NULL;
     o->meta = o->meta_inline;
+    spl_iobuf_init(&o->attach);
     if (len > sizeof(o->meta_inline)) {
         o->meta = malloc(len);
         if (o->meta == NULL) {
-            free(o);
+            o->meta = o->meta_inline;
+            spl__rpc_out_free(o);
             return -ENOMEM;
         }
     }
@@ -67,7 +76,6 @@ int spl__rpc_out_new(const ProtobufCMessage *msg, struct spl__rpc_out **out)
     o->status = 0;
     o->stats = NULL;
     o->start_ns = 0;
-    spl_iobuf_init(&o->attach);
     *out = o;
     return 0;
 }
@@ -102,6 +110,13 @@ void spl__rpc_out_free(struct spl__rpc_out *o)
     if (o->meta != o->meta_inline)
         free(o->meta);
     spl_iobuf_reset(&o->attach);
+    struct spl__rpc_loop *loop = spl__rpc_tls_loop;
+    if (loop != NULL && loop->free_out_count < SPL__RPC_FREE_LIST_MAX) {
+        o->next = loop->free_outs;
+        loop->free_outs = o;
+        loop->free_out_count++;
+        return;
+    }
     free(o);
 }
 
@@ -287,10 +302,11 @@ static struct spl__rpc_out *spl_rpc_conn_take_queue(struct spl__rpc_conn *c)
 
 static void spl_rpc_conn_finish(struct spl__rpc_conn *c, struct spl__rpc_out *list, bool written)
 {
+    uint64_t now_ns = list != NULL ? spl_mono_ns() : 0;
     while (list != NULL) {
         struct spl__rpc_out *o = list;
         list = o->next;
-        c->ops->sent_cb(c, o, written);
+        c->ops->sent_cb(c, o, written, now_ns);
         spl__rpc_out_free(o);
     }
 }
@@ -370,7 +386,7 @@ int spl__rpc_conn_send(struct spl__rpc_conn *c, struct spl__rpc_out *o)
     pthread_mutex_lock(&c->send_mu);
     if (c->send_closed) {
         pthread_mutex_unlock(&c->send_mu);
-        c->ops->sent_cb(c, o, false);
+        c->ops->sent_cb(c, o, false, spl__rpc_now());
         spl__rpc_out_free(o);
         return SPL_ERPC_CONNCLOSED;
     }
@@ -489,12 +505,13 @@ static void spl_rpc_conn_parse(struct spl__rpc_conn *c)
     }
 }
 
-/* IO thread: read what is there (up to the budget). Returns 0, or the reason to close
- * once the buffered frames are handled (SPL_ERPC_CONNCLOSED on EOF or error). */
-static int spl_rpc_conn_read(struct spl__rpc_conn *c)
+/* IO thread: one read(2) into the tail of rbuf. Returns the bytes read (> 0), 0 when
+ * nothing was there, or the reason to close (SPL_ERPC_CONNCLOSED on EOF or error, -ENOMEM).
+ * *drained: the socket had less than the space offered (no need to read again now). */
+static int spl_rpc_conn_read_once(struct spl__rpc_conn *c, bool *drained)
 {
-    size_t total = 0;
-    while (total < SPL__RPC_READ_BUDGET) {
+    *drained = true;
+    for (;;) {
         void *ptr;
         size_t avail;
         if (spl_iobuf_reserve(&c->rbuf, SPL__RPC_READ_MIN, &ptr, &avail) != 0)
@@ -502,10 +519,8 @@ static int spl_rpc_conn_read(struct spl__rpc_conn *c)
         ssize_t n = read(c->fd, ptr, avail);
         if (n > 0) {
             spl_iobuf_commit(&c->rbuf, (size_t)n);
-            total += (size_t)n;
-            if ((size_t)n < avail)
-                return 0; /* drained: saves the read that would say EAGAIN */
-            continue;
+            *drained = (size_t)n < avail;
+            return (int)n;
         }
         spl_iobuf_commit(&c->rbuf, 0);
         if (n == 0)
@@ -516,7 +531,30 @@ static int spl_rpc_conn_read(struct spl__rpc_conn *c)
             return 0;
         return SPL_ERPC_CONNCLOSED;
     }
-    return 0;
+}
+
+/* IO thread: read and hand out frames chunk by chunk, up to the budget. What the frames of
+ * one chunk produced (replies, follow-up calls) is written before the next chunk is read,
+ * so that the peer can work on it meanwhile: under load both ends run in parallel instead
+ * of taking turns over whole batches. */
+static void spl_rpc_conn_read_all(struct spl__rpc_conn *c)
+{
+    size_t total = 0;
+    while (c->reading && !c->closing) {
+        bool drained;
+        int rc = spl_rpc_conn_read_once(c, &drained);
+        spl_rpc_conn_parse(c);
+        if (c->in_dirty)
+            spl_rpc_conn_flush(c);
+        if (rc < 0) {
+            if (!c->closing)
+                spl__rpc_conn_close(c, rc);
+            return;
+        }
+        total += (size_t)rc;
+        if (rc == 0 || drained || total >= SPL__RPC_READ_BUDGET)
+            return;
+    }
 }
 
 static void spl_rpc_conn_on_connected(struct spl__rpc_conn *c)
@@ -537,6 +575,7 @@ static void spl_rpc_conn_on_poll(uv_poll_t *h, int status, int events)
     struct spl__rpc_conn *c = h->data;
     if (c->closing)
         return;
+    c->loop->now_ns = spl_mono_ns();
     spl__rpc_conn_ref(c);
     if (c->connecting) {
         spl_rpc_conn_on_connected(c);
@@ -546,7 +585,8 @@ static void spl_rpc_conn_on_poll(uv_poll_t *h, int status, int events)
         /* POLLERR (e.g. a reset): libuv has already stopped this handle. Take what can
          * still be read, hand out whole frames, close. */
         c->poll_events = 0;
-        spl_rpc_conn_read(c);
+        bool drained;
+        spl_rpc_conn_read_once(c, &drained);
         spl_rpc_conn_parse(c);
         if (!c->closing)
             spl__rpc_conn_close(c, SPL_ERPC_CONNCLOSED);
@@ -558,12 +598,8 @@ static void spl_rpc_conn_on_poll(uv_poll_t *h, int status, int events)
         pthread_mutex_unlock(&c->send_mu);
         spl_rpc_conn_flush(c);
     }
-    if ((events & UV_READABLE) && c->reading) {
-        int rc = spl_rpc_conn_read(c);
-        spl_rpc_conn_parse(c);
-        if (rc != 0 && !c->closing)
-            spl__rpc_conn_close(c, rc);
-    }
+    if ((events & UV_READABLE) && c->reading)
+        spl_rpc_conn_read_all(c);
     spl_rpc_conn_update_poll(c);
 out_unref:
     spl__rpc_conn_unref(c);

@@ -41,7 +41,22 @@ struct spl__rpc_loop {
     pthread_mutex_t task_mu;
     struct spl__rpc_task *task_head, *task_tail;
     struct spl__rpc_conn *dirty; /* IO thread only: connections with frames to flush */
+    /* IO thread only: */
+    uint64_t now_ns;             /* monotonic time at the start of the current event */
+    struct spl__rpc_out *free_outs;  /* recycled outgoing frames */
+    uint32_t free_out_count;
+    void *free_calls;                /* recycled server call objects (singly linked) */
+    uint32_t free_call_count;
 };
+
+/* The loop of the calling IO thread, or NULL off the IO threads. */
+extern __thread struct spl__rpc_loop *spl__rpc_tls_loop;
+
+/* spl__rpc_now - the current event's time on an IO thread (one clock read per event
+ * batch), the clock otherwise. */
+uint64_t spl__rpc_now(void);
+
+#define SPL__RPC_FREE_LIST_MAX 1024 /* recycled objects kept per loop and kind */
 
 struct spl__rpc_method_stats;
 
@@ -51,9 +66,7 @@ struct spl_rpc_runtime {
     struct spl_metrics *metrics;
     struct spl__rpc_stats_table *stats;
     atomic_long objects;      /* servers and channels alive */
-    pthread_mutex_t calls_mu;
-    pthread_cond_t calls_cond;
-    long server_calls;        /* server calls not yet replied (calls_mu) */
+    atomic_long server_calls; /* server calls not yet replied */
     char name[16];
     struct spl__rpc_loop loops[];
 };
@@ -119,9 +132,10 @@ struct spl__rpc_conn_ops {
     /* IO thread: a parse error. hdr is the authentic header or NULL. For SPL_ECORRUPT
      * the stream goes on; for any other error the connection closes after the call. */
     void (*error_cb)(struct spl__rpc_conn *c, int err, const struct spl_rpc_header *hdr);
-    /* Any thread: a frame left the queue, written (true) or dropped (false). Must not
-     * use the owner (it may be gone): only the conn, the frame and the runtime. */
-    void (*sent_cb)(struct spl__rpc_conn *c, struct spl__rpc_out *o, bool written);
+    /* Any thread: a frame left the queue, written (true) or dropped (false), at now_ns.
+     * Must not use the owner (it may be gone): only the conn, the frame and the runtime. */
+    void (*sent_cb)(struct spl__rpc_conn *c, struct spl__rpc_out *o, bool written,
+                    uint64_t now_ns);
     /* IO thread: an outgoing connect finished: 0 or a negated errno. */
     void (*connect_cb)(struct spl__rpc_conn *c, int status);
     /* IO thread: the connection is closed and its handle released; last event. */

@@ -14,16 +14,23 @@
 #include <string.h>
 
 #include "base/assert.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "rpc/rpc_internal.h"
 
-static __thread struct spl__rpc_loop *spl_rpc_tls_loop;
+__thread struct spl__rpc_loop *spl__rpc_tls_loop;
 
-bool spl__rpc_on_loop(const struct spl__rpc_loop *loop) { return spl_rpc_tls_loop == loop; }
+bool spl__rpc_on_loop(const struct spl__rpc_loop *loop) { return spl__rpc_tls_loop == loop; }
+
+uint64_t spl__rpc_now(void)
+{
+    struct spl__rpc_loop *loop = spl__rpc_tls_loop;
+    return loop != NULL && loop->now_ns != 0 ? loop->now_ns : spl_mono_ns();
+}
 
 bool spl_rpc_on_io_thread(const spl_rpc_runtime *rt)
 {
-    return spl_rpc_tls_loop != NULL && spl_rpc_tls_loop->rt == rt;
+    return spl__rpc_tls_loop != NULL && spl__rpc_tls_loop->rt == rt;
 }
 
 struct spl__rpc_loop *spl__rpc_runtime_pick(spl_rpc_runtime *rt)
@@ -55,6 +62,7 @@ bool spl__rpc_loop_post(struct spl__rpc_loop *loop, struct spl__rpc_task *task)
 static void spl_rpc_loop_on_wake(uv_async_t *h)
 {
     struct spl__rpc_loop *loop = h->data;
+    loop->now_ns = spl_mono_ns();
     pthread_mutex_lock(&loop->task_mu);
     struct spl__rpc_task *list = loop->task_head;
     loop->task_head = loop->task_tail = NULL;
@@ -109,9 +117,9 @@ static void spl_rpc_loop_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "%.10s-%u", loop->rt->name, loop->index);
     pthread_setname_np(pthread_self(), name);
-    spl_rpc_tls_loop = loop;
+    spl__rpc_tls_loop = loop;
     uv_run(&loop->uv, UV_RUN_DEFAULT);
-    spl_rpc_tls_loop = NULL;
+    spl__rpc_tls_loop = NULL;
 }
 
 static void *spl_rpc_loop_thread(void *arg)
@@ -168,6 +176,16 @@ static void spl_rpc_loop_fini(struct spl__rpc_loop *loop)
         return;
     spl__rpc_loop_run_sync(loop, spl_rpc_loop_stop, loop);
     pthread_join(loop->thread, NULL);
+    while (loop->free_outs != NULL) {
+        struct spl__rpc_out *o = loop->free_outs;
+        loop->free_outs = o->next;
+        free(o);
+    }
+    while (loop->free_calls != NULL) {
+        void *c = loop->free_calls;
+        loop->free_calls = *(void **)c;
+        free(c);
+    }
     int rc = uv_loop_close(&loop->uv);
     ASSERTF(rc == 0, "uv_loop_close: %s", uv_strerror(rc));
     pthread_mutex_destroy(&loop->task_mu);
@@ -188,8 +206,6 @@ int spl_rpc_runtime_create(const struct spl_rpc_runtime_opts *opts, spl_rpc_runt
         return -ENOMEM;
     snprintf(rt->name, sizeof(rt->name), "%s", o.name != NULL ? o.name : "rpc");
     rt->metrics = o.metrics != NULL ? o.metrics : spl_metrics_global();
-    pthread_mutex_init(&rt->calls_mu, NULL);
-    pthread_cond_init(&rt->calls_cond, NULL);
     int rc = spl__rpc_stats_init(rt);
     if (rc != 0)
         goto out_free;
@@ -207,26 +223,19 @@ out_stop:
         spl_rpc_loop_fini(&rt->loops[i]);
     spl__rpc_stats_free(rt);
 out_free:
-    pthread_cond_destroy(&rt->calls_cond);
-    pthread_mutex_destroy(&rt->calls_mu);
     free(rt);
     return rc;
 }
 
 void spl__rpc_runtime_call_started(spl_rpc_runtime *rt)
 {
-    pthread_mutex_lock(&rt->calls_mu);
-    rt->server_calls++;
-    pthread_mutex_unlock(&rt->calls_mu);
+    atomic_fetch_add_explicit(&rt->server_calls, 1, memory_order_relaxed);
 }
 
 void spl__rpc_runtime_call_done(spl_rpc_runtime *rt)
 {
-    pthread_mutex_lock(&rt->calls_mu);
-    ASSERT(rt->server_calls > 0);
-    if (--rt->server_calls == 0)
-        pthread_cond_broadcast(&rt->calls_cond);
-    pthread_mutex_unlock(&rt->calls_mu);
+    long old = atomic_fetch_sub_explicit(&rt->server_calls, 1, memory_order_release);
+    ASSERT(old > 0);
 }
 
 void spl_rpc_runtime_destroy(spl_rpc_runtime *rt)
@@ -237,20 +246,15 @@ void spl_rpc_runtime_destroy(spl_rpc_runtime *rt)
     ASSERTF(atomic_load(&rt->objects) == 0, "%ld servers/channels still open",
             atomic_load(&rt->objects));
     /* Handlers still holding calls must reply first (their replies are dropped). */
-    pthread_mutex_lock(&rt->calls_mu);
-    while (rt->server_calls > 0) {
-        LOG_WARN(SPL__RPC_TAG, "runtime destroy waits for %ld unanswered calls",
-                 rt->server_calls);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&rt->calls_cond, &rt->calls_mu, &ts);
+    for (unsigned waited_ms = 0; atomic_load_explicit(&rt->server_calls, memory_order_acquire) > 0;
+         waited_ms++) {
+        if (waited_ms % 1000 == 0)
+            LOG_WARN(SPL__RPC_TAG, "runtime destroy waits for %ld unanswered calls",
+                     atomic_load(&rt->server_calls));
+        spl_sleep_ns(SPL_NS_PER_MS);
     }
-    pthread_mutex_unlock(&rt->calls_mu);
     for (uint32_t i = 0; i < rt->loop_count; i++)
         spl_rpc_loop_fini(&rt->loops[i]);
     spl__rpc_stats_free(rt);
-    pthread_cond_destroy(&rt->calls_cond);
-    pthread_mutex_destroy(&rt->calls_mu);
     free(rt);
 }

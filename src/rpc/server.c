@@ -115,6 +115,30 @@ const struct spl_rpc_service *spl_rpc_call_service(const spl_rpc_call *call)
     return call->svc;
 }
 
+static struct spl_rpc_call *spl_rpc_call_alloc(void)
+{
+    struct spl__rpc_loop *loop = spl__rpc_tls_loop;
+    if (loop != NULL && loop->free_calls != NULL) {
+        struct spl_rpc_call *call = loop->free_calls;
+        loop->free_calls = *(void **)call;
+        loop->free_call_count--;
+        return call;
+    }
+    return malloc(sizeof(struct spl_rpc_call));
+}
+
+static void spl_rpc_call_release(struct spl_rpc_call *call)
+{
+    struct spl__rpc_loop *loop = spl__rpc_tls_loop;
+    if (loop != NULL && loop->free_call_count < SPL__RPC_FREE_LIST_MAX) {
+        *(void **)call = loop->free_calls;
+        loop->free_calls = call;
+        loop->free_call_count++;
+        return;
+    }
+    free(call);
+}
+
 static void spl_rpc_call_free(struct spl_rpc_call *call)
 {
     if (call->req != NULL)
@@ -122,7 +146,7 @@ static void spl_rpc_call_free(struct spl_rpc_call *call)
     spl_iobuf_reset(&call->attachment);
     spl_rpc_runtime *rt = call->rt;
     spl__rpc_conn_unref(call->conn);
-    free(call);
+    spl_rpc_call_release(call);
     spl__rpc_runtime_call_done(rt);
 }
 
@@ -227,7 +251,7 @@ static void spl_rpc_server_error_reply(struct spl__rpc_conn *c, const struct spl
     }
     o->kind = SPL__RPC_OUT_REPLY;
     o->stats = stats;
-    o->start_ns = spl_mono_ns();
+    o->start_ns = spl__rpc_now();
     spl__rpc_conn_send(c, o);
 }
 
@@ -266,7 +290,7 @@ static void spl_rpc_server_on_frame(struct spl__rpc_conn *c, struct spl_rpc_fram
         spl_rpc_server_error_reply(c, h, stats, SPL_ERPC_NOMETHOD, msg);
         goto out_check;
     }
-    struct spl_rpc_call *call = malloc(sizeof(*call));
+    struct spl_rpc_call *call = spl_rpc_call_alloc();
     if (call == NULL) {
         spl_rpc_server_error_reply(c, h, stats, SPL_ERPC_OVERLOAD, "out of memory");
         goto out_check;
@@ -278,14 +302,14 @@ static void spl_rpc_server_on_frame(struct spl__rpc_conn *c, struct spl_rpc_fram
     call->stats = stats;
     call->req = NULL;
     call->request_id = h->request_id;
-    call->start_ns = spl_mono_ns();
+    call->start_ns = spl__rpc_now();
     call->reply_flags = h->flags & SPL_RPC_FLAG_PAYLOAD_CRC;
     call->alloc = (ProtobufCAllocator){spl_rpc_arena_alloc, spl_rpc_arena_free, call};
     call->arena_used = 0;
     spl_iobuf_init(&call->attachment);
     int rc = spl_rpc_meta_unpack(m->request, &f->meta, &call->alloc, &call->req);
     if (rc != 0) {
-        free(call);
+        spl_rpc_call_release(call);
         char msg[160];
         snprintf(msg, sizeof(msg), "cannot decode %s.%s request (%u bytes)", ss->svc->name,
                  m->name, h->meta_len);
@@ -318,7 +342,8 @@ static void spl_rpc_server_on_error(struct spl__rpc_conn *c, int err,
         spl__rpc_conn_flush_now(c); /* best effort before the close that follows */
 }
 
-static void spl_rpc_server_on_sent(struct spl__rpc_conn *c, struct spl__rpc_out *o, bool written)
+static void spl_rpc_server_on_sent(struct spl__rpc_conn *c, struct spl__rpc_out *o, bool written,
+                                   uint64_t now_ns)
 {
     if (o->kind != SPL__RPC_OUT_REPLY)
         return;
@@ -328,7 +353,7 @@ static void spl_rpc_server_on_sent(struct spl__rpc_conn *c, struct spl__rpc_out 
         spl_counter_inc(s->requests);
         if (written)
             spl_counter_add(s->bytes_out, spl__rpc_out_bytes(o));
-        spl_histogram_record_since(s->latency, o->start_ns);
+        spl_histogram_record(s->latency, now_ns > o->start_ns ? now_ns - o->start_ns : 0);
         if (o->status != 0)
             spl__rpc_stats_error(s, o->status);
         else if (!written)
