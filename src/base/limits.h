@@ -82,6 +82,17 @@
 #define SPL_MDS_CHUNKSERVERS_MAX 65536
 #define SPL_ETCD_VALUE_MAX (1u << 20)        /* etcd's default request limit is 1.5 MiB */
 #define SPL_ETCD_TXN_OPS_MAX 128             /* etcd's default --max-txn-ops */
+#define SPL_ETCD_TXN_CMP_MAX 16              /* compares in one transaction (ours use <= 4) */
+#define SPL_ETCD_ENDPOINTS_MAX 8             /* etcd members one client knows (3 or 5) */
+#define SPL_ETCD_KEY_MAX 1024                /* bytes in a key (ours stay under 300) */
+#define SPL_ETCD_RANGE_LIMIT_MAX 10000       /* keys per range page: bounds one answer */
+#define SPL_ETCD_HANDLES_MAX 16              /* kept-alive connections per etcd client */
+#define SPL_ETCD_RESPONSE_MAX (256u << 20)   /* bytes of one etcd answer */
+#define SPL_IDALLOC_BATCH_MAX 1000000        /* ids reserved by one counter transaction */
+#define SPL_IDALLOC_RETRIES_MAX 64           /* counter CAS attempts before giving up */
+#define SPL_NS_RETRIES_MAX 16                /* attempts of a volume change that lost a race */
+#define SPL_CLUSTER_FILE_MAX (4u << 20)      /* bytes in a cluster description file */
+#define SPL_CLUSTER_OBJECTS_MAX 100000       /* pools+zones+servers+chunkservers+lpools */
 
 /* ---- metrics ---- */
 #define SPL_METRICS_FAMILIES_MAX 1024        /* families per registry */
@@ -101,6 +112,11 @@ SPL_STATIC_ASSERT(SPL_RPC_ATTACH_MAX >= SPL_CHUNK_SIZE, "one frame carries a chu
 SPL_STATIC_ASSERT(SPL_RAFT_BATCH_BYTES_MAX <= SPL_RPC_ATTACH_MAX, "a batch fits a frame");
 SPL_STATIC_ASSERT(SPL_METRICS_LABEL_VALUE_MAX >= SPL_VOLUME_NAME_MAX, "a volume name is a label");
 SPL_STATIC_ASSERT(SPL_IOBUF_BLOCK_SIZE >= SPL_BLOCK_SIZE, "a block holds a 4 KiB write");
+SPL_STATIC_ASSERT(SPL_ETCD_RESPONSE_MAX >= SPL_ETCD_TXN_OPS_MAX * (SPL_ETCD_VALUE_MAX / 3 * 4),
+                  "a txn answer of max-size values (base64) fits one etcd answer");
+SPL_STATIC_ASSERT(SPL_CHUNKS_PER_SEGMENT <= SPL_IDALLOC_BATCH_MAX, "a segment's ids in a batch");
+SPL_STATIC_ASSERT(SPL_MDS_CHUNKSERVERS_MAX * SPL_MDS_COPYSETS_PER_CS_MAX / 3 <= 0xffffffffull,
+                  "copyset ids of a full cluster fit 32 bits");
 SPL_STATIC_ASSERT(SPL_RAFT_PEERS_MAX > SPL_REPLICAS_MAX, "room to add before removing");
 SPL_STATIC_ASSERT(SPL_RAFTNODE_BATCH_BYTES_MAX <= SPL_RPC_ATTACH_MAX &&
                       SPL_RAFTNODE_BATCH_BYTES_MAX >= SPL_RAFT_BATCH_BYTES_MAX + (1u << 20),

@@ -16,9 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/limits.h"
+
 #define SPL_CLUSTER_NAME_MAX 64
-#define SPL_CLUSTER_FILE_MAX (4u << 20)   /* bytes in a cluster file */
-#define SPL_CLUSTER_OBJECTS_MAX 100000    /* pools+zones+servers+chunkservers+lpools */
 
 struct spl_cluster_cs {
     uint16_t port;

@@ -15,7 +15,6 @@
 #include "base/errors.h"
 #include "base/log.h"
 
-#define ETCD_RESPONSE_MAX (256u << 20) /* bytes of one unary answer (a big range) */
 #define ETCD_STREAM_LINE_MAX (64u << 20) /* bytes of one streamed answer */
 #define ETCD_URL_MAX 512
 #define ETCD_STREAM_BACKOFF_MS_MAX 2000
@@ -417,7 +416,7 @@ static int etcd_call(spl_etcd *e, const char *path, json_object *body, bool idem
         int idx = (start + attempt) % e->endpoint_count;
         char url[ETCD_URL_MAX];
         snprintf(url, sizeof url, "%s%s", e->endpoints[idx], path);
-        struct buf b = {.max = ETCD_RESPONSE_MAX};
+        struct buf b = {.max = SPL_ETCD_RESPONSE_MAX};
         curl_easy_reset(h);
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);

@@ -39,11 +39,6 @@
 
 #include "base/limits.h"
 
-#define SPL_ETCD_ENDPOINTS_MAX 8       /* endpoints one client knows */
-#define SPL_ETCD_KEY_MAX 1024          /* bytes in one key (ours are far shorter) */
-#define SPL_ETCD_TXN_CMP_MAX 16        /* compares in one transaction */
-#define SPL_ETCD_RANGE_LIMIT_MAX 10000 /* keys in one range answer (pagination unit) */
-#define SPL_ETCD_HANDLES_MAX 16        /* pooled connections per client */
 
 typedef struct spl_etcd spl_etcd;
 

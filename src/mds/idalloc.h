@@ -14,10 +14,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "base/limits.h"
 #include "mds/etcd.h"
 
-#define SPL_IDALLOC_BATCH_MAX 1000000 /* ids reserved by one transaction */
-#define SPL_IDALLOC_RETRIES_MAX 64    /* CAS attempts before giving up (contention) */
 
 struct spl_idalloc {
     spl_etcd *e;

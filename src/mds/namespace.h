@@ -28,7 +28,6 @@
 #include "mds/topology.h"
 
 #define SPL_VOLUME_OWNER_MAX 64          /* bytes in an owner name, with the NUL */
-#define SPL_NS_RETRIES_MAX 16            /* attempts of a transaction that lost a race */
 #define SPL_NS_CHUNK_ID_BATCH_DEFAULT 4096 /* chunk ids reserved per counter transaction */
 
 enum spl_volume_status {
