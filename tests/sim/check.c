@@ -62,7 +62,7 @@ void sim_check_free(struct sim_check *c)
 
 void sim_fail(struct sim *s, int inv, const char *fmt, ...)
 {
-    if (s->stop)
+    if (s->stop || (inv >= 0 && inv < 64 && (s->opt.ignore_mask >> inv) & 1))
         return;
     s->stop = true;
     s->res->failed = true;
@@ -615,6 +615,15 @@ void sim_check_recovered(struct sim *s, struct sim_node *n, const struct sim_log
             sim_fail(s, 22, "n%d lost committed entry %" PRIu64 " across a restart", n->id, i);
     }
     sim_lv_free(&want);
+}
+
+void sim_check_ack(struct sim *s, struct sim_node *n, uint64_t index, uint64_t term)
+{
+    struct sim_check *c = s->chk;
+    if (index >= c->committed_cap || !c->committed[index].known ||
+        c->committed[index].term != term)
+        sim_fail(s, 25, "n%d acknowledges a client write at %" PRIu64 "/%" PRIu64 " that is not "
+                 "known committed", n->id, index, term);
 }
 
 void sim_check_lease_read(struct sim *s, struct sim_node *n, const struct sim_read *r)

@@ -361,24 +361,31 @@ static void read_states(struct sim *s, struct sim_node *n, const struct spl_raft
 
 /* ---- the state machine ---- */
 
-static void apply_entry(struct sim *s, struct sim_node *n, const struct spl_raft_entry *e)
+/* The state machine's effect of a put entry (others have none). */
+static void kv_apply_put(struct sim_node *n, const struct spl_raft_entry *e)
 {
-    sim_check_apply(s, n, e); /* also follows conf and epoch */
-    n->applied = e->index;
     uint8_t buf[SIM_ENTRY_LEN];
     if (e->type != SPL_RAFT_ENTRY_NORMAL || spl_iobuf_len(&e->data) != SIM_ENTRY_LEN)
-        goto proposals;
+        return;
     spl_iobuf_copy_out(&e->data, 0, buf, sizeof(buf));
     if (buf[0] == SIM_ENTRY_PUT) {
         uint64_t key = get_le(buf + 13, 8);
         ASSERT(key < SIM_KEYS);
         n->kv[key] = get_le(buf + 21, 8);
     }
-proposals:
+}
+
+static void apply_entry(struct sim *s, struct sim_node *n, const struct spl_raft_entry *e)
+{
+    sim_check_apply(s, n, e); /* also follows conf and epoch */
+    n->applied = e->index;
+    kv_apply_put(n, e);
     for (uint32_t i = 0; i < n->prop_count; i++) {
         struct sim_proposal *p = &n->props[i];
         if (p->index != e->index)
             continue;
+        if (p->term == e->term)
+            sim_check_ack(s, n, e->index, e->term);
         if (p->client >= 0)
             client_reply(s, p->client, p->op, p->term == e->term ? 0 : SPL_ERAFT_DROPPED, 0,
                          n->id);
@@ -479,11 +486,8 @@ static void finish_ready(struct sim *s, struct sim_node *n)
         return;
     if (rd->snapshot)
         install_snapshot(s, n, rd->snapshot);
-    for (uint32_t i = 0; i < rd->committed_count; i++) {
-        if (s->opt.plant == SIM_PLANT_APPLY_UNCOMMITTED && rd->committed[i].index <= n->applied)
-            continue; /* the planted bug applied it already */
+    for (uint32_t i = 0; i < rd->committed_count; i++)
         apply_entry(s, n, &rd->committed[i]);
-    }
     read_states(s, n, rd);
     serve_reads(s, n);
     if (persist_point(s, n, SIM_P_APPLIED))
@@ -500,6 +504,7 @@ static void process_ready(struct sim *s, struct sim_node *n)
 {
     struct spl_raft_ready *rd = &n->rd;
     spl_raft_ready(n->raft, rd);
+    n->last_rd = *rd;
     n->in_ready = true;
     SIM_TRACE(s, n->id, "ready hs%s t%" PRIu64 " v%" PRIu64 " c%" PRIu64 " ents %" PRIu64
               "+%u snap %" PRIu64 " commit %" PRIu64 "+%u msgs %u+%u reads %u sync %d%s",
@@ -528,10 +533,9 @@ static void process_ready(struct sim *s, struct sim_node *n)
         persist_hard_state(s, n, &rd->hard_state, &b);
     wal_commit(s, n, &b, first_effect);
     sim_bytes_free(&b);
-    if (s->opt.plant == SIM_PLANT_APPLY_UNCOMMITTED)
+    if (s->opt.plant == SIM_PLANT_APPLY_UNCOMMITTED) /* writes reach the map on append */
         for (uint32_t i = 0; i < rd->entry_count; i++)
-            if (rd->entries[i].index == n->applied + 1 && n->role != SPL_RAFT_LEADER)
-                apply_entry(s, n, &rd->entries[i]);
+            kv_apply_put(n, &rd->entries[i]);
     if (persist_point(s, n, SIM_P_WRITTEN))
         return;
     if (!rd->must_sync) {
@@ -546,12 +550,25 @@ static void process_ready(struct sim *s, struct sim_node *n)
     persist_point(s, n, SIM_P_SYNCING);
 }
 
+static bool ready_is_empty(const struct spl_raft_ready *rd)
+{
+    return !rd->has_hard_state && !rd->snapshot && rd->entry_count == 0 &&
+           rd->msg_early_count == 0 && rd->msg_count == 0 && rd->committed_count == 0 &&
+           rd->read_state_count == 0 && !rd->has_soft_state && !rd->conf_changed;
+}
+
 void sim_node_pump(struct sim *s, struct sim_node *n)
 {
     for (int guard = 0; guard < 1000; guard++) {
         if (!n->up || n->in_ready || s->stop || !spl_raft_has_ready(n->raft))
             return;
+        uint64_t inc = n->incarnation;
         process_ready(s, n);
+        /* --allow-empty-ready: a core whose has_ready() may stay true over empty readies
+         * (FOUND-BUGS 2) is not spun on; the next event pumps again. */
+        if (s->opt.allow_empty_ready && n->up && n->incarnation == inc && !n->in_ready &&
+            ready_is_empty(&n->last_rd))
+            return;
     }
     struct spl_raft_status st;
     spl_raft_get_status(n->raft, &st);
@@ -604,6 +621,20 @@ static void schedule_tick(struct sim *s, struct sim_node *n)
 /* ---- node lifecycle ---- */
 
 static struct sim *g_trace_sim; /* the run whose trace receives the core's log lines */
+static struct sim *g_current;   /* the run in progress, for sim_crash_report() */
+
+void sim_crash_report(FILE *out)
+{
+    struct sim *s = g_current;
+    if (!s)
+        return;
+    if (s->opt.trace)
+        sim_trace_dump(&s->w, s->opt.trace_lines);
+    fprintf(out, "CRASH (an assertion or signal in the code under test, see above) in seed %"
+            PRIu64 " at step %" PRIu64 ", simulated time %" PRIu64 " ns\n", s->opt.seed,
+            s->w.steps, s->w.now_ns);
+    fflush(out);
+}
 
 static void raft_log(void *ctx, enum spl_log_level level, const char *msg)
 {
@@ -1169,6 +1200,7 @@ bool sim_run(const struct sim_options *opt, struct sim_result *res)
     s->res = res;
     sim_world_init(&s->w, opt->seed, opt->verbose, opt->out);
     g_trace_sim = opt->trace ? s : NULL;
+    g_current = s;
     spl_lin_history_init(&s->hist);
     s->chk = sim_check_new();
     s->decode_buf = calloc(SPL_RAFT_BATCH_ENTRIES_MAX, sizeof(s->decode_buf[0]));
@@ -1206,6 +1238,7 @@ bool sim_run(const struct sim_options *opt, struct sim_result *res)
                 res->invariant, opt->seed, res->what);
     }
     g_trace_sim = NULL;
+    g_current = NULL;
     teardown(s);
     free(s);
     return !res->failed;

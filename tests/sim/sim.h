@@ -62,6 +62,9 @@ struct sim_options {
     int pre_vote;         /* -1: chosen by the seed; 0 off; 1 on */
     int atomic_ready;     /* -1: chosen by the seed; 1: each ready is one atomic record;
                              0: one record per entry / hard state / snapshot */
+    uint64_t ignore_mask; /* invariants not enforced (bit n = invariant n), to show that a
+                             planted bug is also caught by its consequences */
+    bool allow_empty_ready; /* stop pumping on an empty ready instead of failing */
     bool silent_loss;     /* lost packets are not reported to the sender (default: the
                              transport reports them, as a TCP connection reset would) */
     FILE *out;
@@ -81,6 +84,10 @@ struct sim_result {
 /* sim_run - one simulation from opt->seed. Returns true when no invariant broke; on
  * failure *res says which, and (when opt->trace) the trace was printed to opt->out. */
 bool sim_run(const struct sim_options *opt, struct sim_result *res);
+
+/* sim_crash_report - from a SIGABRT/SIGSEGV handler: print the running seed (and the
+ * trace when it is kept) so that a crash of the code under test is a bug report too. */
+void sim_crash_report(FILE *out);
 
 /* ---- internals shared by cluster.c, check.c and faults.c ---- */
 
@@ -150,6 +157,7 @@ struct sim_node {
     /* the ready in flight (between spl_raft_ready and spl_raft_advance) */
     bool in_ready;
     struct spl_raft_ready rd;
+    struct spl_raft_ready last_rd; /* a copy of the last ready's counts (pointers stale) */
     size_t sync_target;
     /* clock */
     uint64_t next_tick_mono_ns;
@@ -259,6 +267,8 @@ void sim_check_durable(struct sim *s, struct sim_node *n);
 void sim_check_recovered(struct sim *s, struct sim_node *n, const struct sim_logview *before,
                          const struct sim_effect *lost, uint32_t lost_count,
                          const struct sim_logview *recovered);
+/* 25: a client is told "done" only for an entry known committed. */
+void sim_check_ack(struct sim *s, struct sim_node *n, uint64_t index, uint64_t term);
 void sim_check_lease_read(struct sim *s, struct sim_node *n, const struct sim_read *r);
 void sim_check_read_index(struct sim *s, struct sim_node *n, const struct sim_read *r);
 uint64_t sim_check_commit_max(struct sim *s);

@@ -2,7 +2,9 @@
  * sim_raft.c - run the deterministic Raft simulation over a range of seeds.
  *
  *   sim_raft --seeds N [--start S] [--steps K] [--verbose] [--plant BUG]
- *            [--expect-violation] [--trace-lines L] [--keep-going] [--prevote on|off]
+ *            [--expect-violation | --expect-invariant N,M] [--trace-lines L] [--keep-going]
+ *            [--prevote on|off] [--ignore-invariant N,M] [--allow-empty-ready] [--trace]
+ *            [--fork]
  *            [--atomic-ready on|off] [--silent-loss]
  *
  * Each seed is one complete, replayable run (sim.h). On a violation the seed is printed
@@ -10,21 +12,38 @@
  * violated invariant with its values. `sim_raft --seeds 1 --start S --verbose` replays
  * seed S printing every event. --plant runs with a bug planted from the outside and
  * --expect-violation turns the exit status around: success means some seed within N
- * caught it (the checker has teeth). Exit status: 0 success, 1 failure, 2 usage.
+ * caught it (the checker has teeth); --expect-invariant 2,14 also requires the violation
+ * to be one of those invariants (seeds failing otherwise are listed and skipped). Exit status: 0 success, 1 failure, 2 usage.
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sim.h"
+
+static char g_replay[512]; /* the replay hint printed if the code under test crashes */
+
+static void on_fatal_signal(int sig)
+{
+    signal(sig, SIG_DFL);
+    sim_crash_report(stdout);
+    printf("%s\n", g_replay);
+    fflush(stdout);
+    raise(sig);
+}
 
 static void usage(void)
 {
     fprintf(stderr,
             "usage: sim_raft --seeds N [--start S] [--steps K] [--verbose] [--plant BUG]\n"
-            "                [--expect-violation] [--trace-lines L] [--keep-going]\n"
+            "                [--expect-violation | --expect-invariant N,M..] [--trace-lines L]\n"
+            "                [--keep-going] [--ignore-invariant N,M..] [--allow-empty-ready]\n"
+            "                [--trace] [--fork]\n"
             "                [--prevote on|off] [--atomic-ready on|off] [--silent-loss]\n"
             "bugs:");
     for (int i = 1; i < SIM_PLANT_COUNT; i++)
@@ -39,6 +58,24 @@ static bool parse_u64(const char *s, uint64_t *out)
         return false;
     *out = strtoull(s, &end, 0);
     return *end == 0;
+}
+
+/* "2,14,25" -> bit mask of invariant numbers (0..63). */
+static bool parse_invariants(const char *s, uint64_t *mask)
+{
+    if (!s || !*s)
+        return false;
+    while (*s) {
+        char *end;
+        unsigned long v = strtoul(s, &end, 10);
+        if (end == s || v > 63)
+            return false;
+        *mask |= 1ull << v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            return false;
+    }
+    return true;
 }
 
 static double now_s(void)
@@ -71,6 +108,51 @@ static void add_totals(struct totals *t, const struct sim_result *r)
     t->lin_ops += r->lin_ops;
 }
 
+/* Runs one seed in a child process (--fork), so that a crash of the code under test is
+ * counted as a failure of that seed and the run goes on. */
+static bool run_forked(const struct sim_options *opt, struct sim_result *r)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return sim_run(opt, r);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return sim_run(opt, r);
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        struct sim_result cr;
+        bool ok = sim_run(opt, &cr);
+        ssize_t w = write(fds[1], &cr, sizeof(cr));
+        fflush(stdout);
+        _exit(ok && w == (ssize_t)sizeof(cr) ? 0 : 1);
+    }
+    close(fds[1]);
+    memset(r, 0, sizeof(*r));
+    size_t got = 0;
+    while (got < sizeof(*r)) {
+        ssize_t n = read(fds[0], (char *)r + got, sizeof(*r) - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (got == sizeof(*r))
+        return !r->failed;
+    memset(r, 0, sizeof(*r));
+    r->failed = true;
+    r->invariant = 0;
+    snprintf(r->what, sizeof(r->what), "the code under test crashed (%s %d)",
+             WIFSIGNALED(status) ? "signal" : "exit", WIFSIGNALED(status) ? WTERMSIG(status)
+                                                                          : WEXITSTATUS(status));
+    return false;
+}
+
 /* Re-runs a failed seed with the trace on and checks that it fails the same way. */
 static bool replay_failure(const struct sim_options *base, const struct sim_result *first)
 {
@@ -91,11 +173,14 @@ static bool replay_failure(const struct sim_options *base, const struct sim_resu
 int main(int argc, char **argv)
 {
     uint64_t seeds = 0, start = 1, steps = 20000, trace_lines = 60;
-    bool verbose = false, expect = false, keep_going = false, have_seeds = false;
+    bool verbose = false, trace = false, expect = false, keep_going = false, have_seeds = false;
+    bool fork_each = false;
     int plant = SIM_PLANT_NONE;
     int pre_vote = -1;
-    bool silent_loss = false;
+    bool silent_loss = false, allow_empty = false;
     int atomic_ready = -1;
+    uint64_t expect_mask = 0; /* invariants that count as catching the planted bug */
+    uint64_t ignore_mask = 0; /* invariants not enforced */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
@@ -115,12 +200,22 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--atomic-ready") == 0)
             ok = v && (atomic_ready = strcmp(v, "on") == 0 ? 1 : strcmp(v, "off") == 0 ? 0 : -2)
                           > -2, i++;
+        else if (strcmp(a, "--ignore-invariant") == 0)
+            ok = parse_invariants(v, &ignore_mask), i++;
+        else if (strcmp(a, "--allow-empty-ready") == 0)
+            allow_empty = true;
         else if (strcmp(a, "--silent-loss") == 0)
             silent_loss = true;
         else if (strcmp(a, "--verbose") == 0)
             verbose = true;
+        else if (strcmp(a, "--trace") == 0)
+            trace = true;
+        else if (strcmp(a, "--fork") == 0)
+            fork_each = true;
         else if (strcmp(a, "--expect-violation") == 0)
             expect = true;
+        else if (strcmp(a, "--expect-invariant") == 0)
+            ok = expect = parse_invariants(v, &expect_mask), i++;
         else if (strcmp(a, "--keep-going") == 0)
             keep_going = true;
         else
@@ -135,40 +230,58 @@ int main(int argc, char **argv)
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGABRT, on_fatal_signal);
+    signal(SIGSEGV, on_fatal_signal);
+    signal(SIGBUS, on_fatal_signal);
+    signal(SIGFPE, on_fatal_signal);
     printf("sim_raft: seeds %" PRIu64 "..%" PRIu64 ", %" PRIu64 " steps each, plant %s\n",
            start, start + seeds - 1, steps, sim_plant_name(plant));
     struct totals t;
     memset(&t, 0, sizeof(t));
-    uint64_t failures = 0, ran = 0;
+    uint64_t failures = 0, ran = 0, other = 0;
     double t0 = now_s();
     for (uint64_t k = 0; k < seeds; k++) {
         struct sim_options opt = {
             .seed = start + k, .steps = steps, .plant = (enum sim_plant)plant,
-            .verbose = verbose, .trace = verbose, .trace_lines = (size_t)trace_lines,
-            .pre_vote = pre_vote, .atomic_ready = atomic_ready, .silent_loss = silent_loss,
+            .verbose = verbose, .trace = verbose || trace, .trace_lines = (size_t)trace_lines,
+            .pre_vote = pre_vote, .atomic_ready = atomic_ready, .ignore_mask = ignore_mask,
+            .silent_loss = silent_loss, .allow_empty_ready = allow_empty,
             .out = stdout};
+        snprintf(g_replay, sizeof(g_replay), "  replay with its trace: sim_raft --seeds 1 --start %"
+                 PRIu64 " --steps %" PRIu64 "%s%s%s%s%s%s --trace", opt.seed, steps,
+                 plant ? " --plant " : "", plant ? sim_plant_name(plant) : "",
+                 pre_vote < 0 ? "" : pre_vote ? " --prevote on" : " --prevote off",
+                 atomic_ready < 0 ? "" : atomic_ready ? " --atomic-ready on" : " --atomic-ready off",
+                 silent_loss ? " --silent-loss" : "", allow_empty ? " --allow-empty-ready" : "");
         struct sim_result r;
-        bool ok = sim_run(&opt, &r);
+        bool ok = fork_each ? run_forked(&opt, &r) : sim_run(&opt, &r);
         ran++;
         add_totals(&t, &r);
         if (ok)
             continue;
+        if (expect_mask && !(expect_mask & (1ull << r.invariant))) {
+            if (other++ < 5)
+                printf("seed %" PRIu64 ": invariant %d (not the planted bug's): %s\n",
+                       opt.seed, r.invariant, r.what);
+            continue;
+        }
         failures++;
         printf("SEED %" PRIu64 " FAILED: invariant %d: %s\n", opt.seed, r.invariant, r.what);
-        printf("  replay: sim_raft --seeds 1 --start %" PRIu64 " --steps %" PRIu64 "%s%s%s%s%s"
+        printf("  replay: sim_raft --seeds 1 --start %" PRIu64 " --steps %" PRIu64 "%s%s%s%s%s%s"
                " --verbose\n", opt.seed, steps, plant ? " --plant " : "",
                plant ? sim_plant_name(plant) : "",
                pre_vote < 0 ? "" : pre_vote ? " --prevote on" : " --prevote off",
                atomic_ready < 0 ? "" : atomic_ready ? " --atomic-ready on" : " --atomic-ready off",
-               silent_loss ? " --silent-loss" : "");
-        if (!verbose && !replay_failure(&opt, &r))
+               silent_loss ? " --silent-loss" : "", allow_empty ? " --allow-empty-ready" : "");
+        if (!opt.trace && !fork_each && !replay_failure(&opt, &r))
             return 1;
         if (!keep_going)
             break;
     }
     double dt = now_s() - t0;
     printf("sim_raft: %" PRIu64 " seeds in %.1f s (%.1f seeds/s, %.2f M steps/s), %" PRIu64
-           " failed\n", ran, dt, (double)ran / dt, (double)t.steps / dt / 1e6, failures);
+           " failed%s\n", ran, dt, (double)ran / dt, (double)t.steps / dt / 1e6, failures + other,
+           other ? " (some with other invariants)" : "");
     printf("  simulated %.1f s; client ops %" PRIu64 " ok, %" PRIu64 " unknown, %" PRIu64
            " refused; reads %" PRIu64 " lease, %" PRIu64 " read-index; %" PRIu64
            " ops linearizability-checked\n", (double)t.sim_ns / 1e9, t.ops_ok, t.ops_unknown,
