@@ -65,7 +65,10 @@ struct spl_mdsc {
     char addrs[SPL_MDSC_ADDRS_MAX][SPL_RPC_LEADER_HINT_MAX];
     spl_rpc_channel *chans[SPL_MDSC_ADDRS_MAX];
     char leader[SPL_RPC_LEADER_HINT_MAX];
+    bool no_follow;
 };
+
+void spl_mdsc_set_follow(struct spl_mdsc *c, bool follow) { c->no_follow = !follow; }
 
 int spl_mdsc_open(spl_rpc_runtime *rt, const char *addrs, uint32_t call_timeout_ms,
                   uint32_t deadline_ms, struct spl_mdsc **out)
@@ -166,7 +169,7 @@ int spl_mdsc_call(struct spl_mdsc *c, const struct spl_rpc_service *svc, uint32_
             pthread_mutex_unlock(&c->lock);
             return 0;
         }
-        if (!retryable(rc) || spl_mono_ns() >= deadline)
+        if (!retryable(rc) || c->no_follow || spl_mono_ns() >= deadline)
             return rc;
         pthread_mutex_lock(&c->lock);
         if (rc == SPL_EMDS_NOTLEADER && err->leader_hint[0]) {

@@ -16,6 +16,7 @@
 #ifndef SPL_MDS_MDS_CLIENT_H
 #define SPL_MDS_MDS_CLIENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rpc/rpc.h"
@@ -69,6 +70,10 @@ void spl_mdsc_close(struct spl_mdsc *c);
 int spl_mdsc_call(struct spl_mdsc *c, const struct spl_rpc_service *svc, uint32_t method,
                   const ProtobufCMessage *req, ProtobufCMessage **resp,
                   struct spl_rpc_error_info *err);
+
+/* spl_mdsc_set_follow - false: return the first answer, redirects included (tools that
+ * want to see what one MDS says). Default true. */
+void spl_mdsc_set_follow(struct spl_mdsc *c, bool follow);
 
 /* spl_mdsc_leader - the address the last successful call went to ("" before). */
 const char *spl_mdsc_leader(struct spl_mdsc *c);
