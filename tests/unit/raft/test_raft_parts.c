@@ -170,8 +170,10 @@ static struct spl_raft_conf conf_of(const uint64_t *voters, uint32_t nv, const u
 {
     struct spl_raft_conf c;
     memset(&c, 0, sizeof(c));
-    memcpy(c.voters, voters, nv * sizeof(uint64_t));
-    memcpy(c.learners, learners, nl * sizeof(uint64_t));
+    if (nv)
+        memcpy(c.voters, voters, nv * sizeof(uint64_t));
+    if (nl)
+        memcpy(c.learners, learners, nl * sizeof(uint64_t));
     c.voter_count = nv;
     c.learner_count = nl;
     return c;
