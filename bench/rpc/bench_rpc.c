@@ -29,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -134,6 +136,7 @@ struct raw {
     uint16_t port;
     size_t req_len, rep_len;
     bool per_message; /* serve one request per read (the per-message baseline) */
+    bool epoll;       /* serve through epoll_wait + non-blocking read (the reactor floor) */
     pthread_t thread;
 };
 
@@ -190,6 +193,50 @@ static void *raw_server_msg_main(void *arg)
     }
 }
 
+/* The reactor server: epoll_wait, read what is there, answer each whole request. */
+static void *raw_server_epoll_main(void *arg)
+{
+    struct raw *r = arg;
+    for (;;) {
+        int fd = accept(r->listen_fd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+        int ep = epoll_create1(0);
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        size_t cap = 1 << 20, have = 0;
+        uint8_t *in = malloc(cap);
+        uint8_t *out = calloc(1, cap);
+        bool open = true;
+        while (open) {
+            struct epoll_event got;
+            if (epoll_wait(ep, &got, 1, -1) < 1)
+                continue;
+            ssize_t n = read(fd, in + have, cap - have);
+            if (n == 0 || (n < 0 && errno != EAGAIN)) {
+                open = false;
+                break;
+            }
+            have += n > 0 ? (size_t)n : 0;
+            size_t k = have / r->req_len;
+            if (k > 0) {
+                fcntl(fd, F_SETFL, 0); /* the reply is small: blocking write is fine */
+                open = write_all(fd, out, k * r->rep_len) == 0;
+                fcntl(fd, F_SETFL, O_NONBLOCK);
+                memmove(in, in + k * r->req_len, have - k * r->req_len);
+                have -= k * r->req_len;
+            }
+        }
+        free(in);
+        free(out);
+        close(ep);
+        close(fd);
+    }
+}
+
 static int raw_connect(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -217,6 +264,40 @@ static struct lat raw_qd1(struct raw *r, int ops, uint64_t *samples)
         }
         samples[i] = spl_mono_ns() - t0;
     }
+    close(fd);
+    free(req);
+    return lat_of(samples, (size_t)ops);
+}
+
+/* QD1 through epoll: send, epoll_wait, read the reply (what an event loop does). */
+static struct lat raw_qd1_epoll(struct raw *r, int ops, uint64_t *samples)
+{
+    int fd = raw_connect(r->port);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    uint8_t *req = calloc(1, r->req_len);
+    uint8_t rep[4096];
+    for (int i = 0; i < ops; i++) {
+        uint64_t t0 = spl_mono_ns();
+        if (send(fd, req, r->req_len, MSG_NOSIGNAL) != (ssize_t)r->req_len) {
+            fprintf(stderr, "raw epoll qd1: short send\n");
+            exit(1);
+        }
+        size_t got = 0;
+        while (got < r->rep_len) {
+            struct epoll_event e;
+            if (epoll_wait(ep, &e, 1, -1) < 1)
+                continue;
+            ssize_t n = read(fd, rep + got, r->rep_len - got);
+            if (n == 0 || (n < 0 && errno != EAGAIN))
+                exit(1);
+            got += n > 0 ? (size_t)n : 0;
+        }
+        samples[i] = spl_mono_ns() - t0;
+    }
+    close(ep);
     close(fd);
     free(req);
     return lat_of(samples, (size_t)ops);
@@ -305,7 +386,10 @@ static void raw_start(struct raw *r)
     socklen_t len = sizeof(sa);
     getsockname(r->listen_fd, (struct sockaddr *)&sa, &len);
     r->port = ntohs(sa.sin_port);
-    pthread_create(&r->thread, NULL, r->per_message ? raw_server_msg_main : raw_server_main, r);
+    void *(*main_fn)(void *) = r->epoll         ? raw_server_epoll_main
+                               : r->per_message ? raw_server_msg_main
+                                                : raw_server_main;
+    pthread_create(&r->thread, NULL, main_fn, r);
 }
 
 /* ---- RPC ---- */
@@ -496,12 +580,13 @@ int main(int argc, char **argv)
         return 2;
     }
     spl_log_set_level(SPL_LOG_WARN);
-    struct raw raw = {0}, rawm = {.per_message = true};
+    struct raw raw = {0}, rawm = {.per_message = true}, rawe = {.epoll = true};
     frame_sizes(&raw.req_len, &raw.rep_len);
-    rawm.req_len = raw.req_len;
-    rawm.rep_len = raw.rep_len;
+    rawm.req_len = rawe.req_len = raw.req_len;
+    rawm.rep_len = rawe.rep_len = raw.rep_len;
     raw_start(&raw);
     raw_start(&rawm);
+    raw_start(&rawe);
     struct rpc b;
     rpc_start(&b);
     uint64_t *samples = malloc(sizeof(uint64_t) * (size_t)qd1_ops);
@@ -525,17 +610,21 @@ int main(int argc, char **argv)
     double raw50[BENCH_ROUNDS_MAX], raw99[BENCH_ROUNDS_MAX], sync50[BENCH_ROUNDS_MAX],
         sync99[BENCH_ROUNDS_MAX], async50[BENCH_ROUNDS_MAX], async99[BENCH_ROUNDS_MAX],
         rawq[BENCH_ROUNDS_MAX], rpcq[BENCH_ROUNDS_MAX], rawcpu[BENCH_ROUNDS_MAX],
-        rpccpu[BENCH_ROUNDS_MAX], rawmq[BENCH_ROUNDS_MAX];
+        rpccpu[BENCH_ROUNDS_MAX], rawmq[BENCH_ROUNDS_MAX], ep50[BENCH_ROUNDS_MAX],
+        ep99[BENCH_ROUNDS_MAX];
     printf("bench_rpc: request %zu B (4 KiB attachment), reply %zu B, 127.0.0.1, "
            "qd1 %d ops, qd%d %.1f s, %d rounds\n",
            raw.req_len, raw.rep_len, qd1_ops, qd, qdn_seconds, rounds);
-    printf("%-5s %-19s %-19s %-19s %-12s %-12s %-12s %-9s %-9s\n", "round",
-           "raw qd1 p50/p99 us", "rpc sync p50/p99", "rpc async p50/p99", "rawmsg qd/s",
-           "rawbatch qd/s", "rpc qd/s", "raw us/op", "rpc us/op");
+    printf("%-5s %-17s %-17s %-17s %-17s %-11s %-11s %-11s %-9s %-9s\n", "round",
+           "raw qd1 p50/p99", "epoll qd1 p50/99", "rpc sync p50/p99", "rpc async p50/99",
+           "rawmsg qd/s", "rawbat qd/s", "rpc qd/s", "raw us/op", "rpc us/op");
     for (int r = 0; r < rounds; r++) {
         struct lat l = raw_qd1(&raw, qd1_ops, samples);
         raw50[r] = l.p50_us;
         raw99[r] = l.p99_us;
+        l = raw_qd1_epoll(&rawe, qd1_ops, samples);
+        ep50[r] = l.p50_us;
+        ep99[r] = l.p99_us;
         l = rpc_qd1_sync(&b, qd1_ops, samples);
         sync50[r] = l.p50_us;
         sync99[r] = l.p99_us;
@@ -550,10 +639,10 @@ int main(int argc, char **argv)
         double c2 = cpu_seconds();
         rawcpu[r] = (c1 - c0) * 1e6 / (rawq[r] * qdn_seconds);
         rpccpu[r] = (c2 - c1) * 1e6 / (rpcq[r] * qdn_seconds);
-        printf("%-5d %6.1f / %-10.1f %6.1f / %-10.1f %6.1f / %-10.1f %-12.0f %-12.0f %-12.0f "
-               "%-9.2f %-9.2f\n",
-               r + 1, raw50[r], raw99[r], sync50[r], sync99[r], async50[r], async99[r], rawmq[r],
-               rawq[r], rpcq[r], rawcpu[r], rpccpu[r]);
+        printf("%-5d %5.1f / %-9.1f %5.1f / %-9.1f %5.1f / %-9.1f %5.1f / %-9.1f %-11.0f %-11.0f "
+               "%-11.0f %-9.2f %-9.2f\n",
+               r + 1, raw50[r], raw99[r], ep50[r], ep99[r], sync50[r], sync99[r], async50[r],
+               async99[r], rawmq[r], rawq[r], rpcq[r], rawcpu[r], rpccpu[r]);
         fflush(stdout);
     }
     double m_raw50 = median_d(raw50, rounds), m_raw99 = median_d(raw99, rounds);
@@ -562,12 +651,16 @@ int main(int argc, char **argv)
     double m_rawq = median_d(rawq, rounds), m_rpcq = median_d(rpcq, rounds);
     double m_rawcpu = median_d(rawcpu, rounds), m_rpccpu = median_d(rpccpu, rounds);
     double m_rawmq = median_d(rawmq, rounds);
+    double m_ep50 = median_d(ep50, rounds), m_ep99 = median_d(ep99, rounds);
     printf("\nmedians over %d rounds\n", rounds);
     printf("  raw  qd1   p50 %6.1f us  p99 %6.1f us\n", m_raw50, m_raw99);
+    printf("  raw  qd1 epoll p50 %6.1f us  p99 %6.1f us   ratio p50 %.2fx  (reactor floor)\n",
+           m_ep50, m_ep99, m_ep50 / m_raw50);
     printf("  rpc  qd1 sync  p50 %6.1f us  p99 %6.1f us   ratio p50 %.2fx  p99 %.2fx\n",
            m_sync50, m_sync99, m_sync50 / m_raw50, m_sync99 / m_raw99);
-    printf("  rpc  qd1 async p50 %6.1f us  p99 %6.1f us   ratio p50 %.2fx  p99 %.2fx\n",
-           m_async50, m_async99, m_async50 / m_raw50, m_async99 / m_raw99);
+    printf("  rpc  qd1 async p50 %6.1f us  p99 %6.1f us   ratio p50 %.2fx  p99 %.2fx  "
+           "(vs epoll floor %.2fx)\n",
+           m_async50, m_async99, m_async50 / m_raw50, m_async99 / m_raw99, m_async50 / m_ep50);
     printf("  raw  qd%d per message  %9.0f ops/s\n", qd, m_rawmq);
     printf("  raw  qd%d batched      %9.0f ops/s  (%.2f us CPU/op)\n", qd, m_rawq, m_rawcpu);
     printf("  rpc  qd%d              %9.0f ops/s  (%.2f us CPU/op)   ratio vs per-message "
@@ -575,8 +668,8 @@ int main(int argc, char **argv)
            qd, m_rpcq, m_rpccpu, m_rpcq / m_rawmq, m_rpcq / m_rawq);
     free(samples);
     rpc_stop(&b);
-    struct raw *raws[] = {&raw, &rawm};
-    for (int i = 0; i < 2; i++) {
+    struct raw *raws[] = {&raw, &rawm, &rawe};
+    for (int i = 0; i < 3; i++) {
         shutdown(raws[i]->listen_fd, SHUT_RDWR);
         close(raws[i]->listen_fd);
         pthread_join(raws[i]->thread, NULL);

@@ -24,9 +24,9 @@
  *   on the connection's IO thread. They must not block: no spl_rpc_call_sync, no disk
  *   I/O, no long locks. A handler with slow work hands the call to its own thread and
  *   replies later from there: spl_rpc_reply* are callable from any thread.
- * - Replies and calls issued on an IO thread are queued and flushed with one writev per
- *   connection when that thread finishes its current batch of events (several frames per
- *   system call under load).
+ * - Replies and calls issued on an IO thread are queued and flushed with one sendmsg per
+ *   connection when that thread finishes the current read chunk or event (several frames
+ *   per system call under load, and the peer starts on them while this side reads on).
  *
  * Lifetimes (libuv rules): a call that failed to start (non-zero return of
  * spl_rpc_call_async) never runs its callback; one that started runs it exactly once:
@@ -120,8 +120,9 @@ struct spl_rpc_runtime_opts {
 int spl_rpc_runtime_create(const struct spl_rpc_runtime_opts *opts, spl_rpc_runtime **out);
 
 /* spl_rpc_runtime_destroy - stop and join the IO threads and free the runtime. Every
- * server and channel created on it must have been destroyed/closed, and every server
- * call replied to (ASSERTed). Not from an IO thread. rt may be NULL. */
+ * server and channel created on it must have been destroyed/closed (ASSERTed); server
+ * calls still held by handlers are waited for (with a warning each second) until they
+ * are replied to. Not from an IO thread. rt may be NULL. */
 void spl_rpc_runtime_destroy(spl_rpc_runtime *rt);
 
 /* spl_rpc_on_io_thread - true when the calling thread is one of rt's IO threads. */
@@ -205,16 +206,19 @@ struct spl_rpc_channel_opts {
     uint32_t pending_max;        /* calls outstanding; 0: SPL_RPC_PENDING_PER_CHANNEL_MAX */
 };
 
-/* spl_rpc_channel_open - a channel to "host:port" (IPv4/IPv6 literal or a name resolved
- * once per connect attempt). Returns at once; the connection is made in the background,
- * re-made after a loss with exponential backoff and jitter, for as long as the channel is
- * open. opts may be NULL. Returns 0 and *out, -EINVAL for an unparsable address, -ENOMEM. */
+/* spl_rpc_channel_open - a channel to "host:port" ("[v6]:port" too; a name is resolved
+ * once, here, with a blocking getaddrinfo on the calling thread). Returns at once; the
+ * connection is made in the background and re-made after a loss (at once when it had
+ * been up for a second, else after the backoff), with exponential backoff and jitter
+ * between failed attempts, for as long as the channel is open. opts may be NULL.
+ * Returns 0 and *out, -EINVAL for an unparsable or unresolvable address, -ENOMEM. */
 int spl_rpc_channel_open(spl_rpc_runtime *rt, const char *address,
                          const struct spl_rpc_channel_opts *opts, spl_rpc_channel **out);
 
 /* spl_rpc_channel_close - complete every outstanding call with SPL_ERPC_CANCELED (their
  * callbacks run on the IO thread before this returns), close the connection, free the
- * channel. Any thread except rt's IO threads. ch may be NULL. */
+ * channel. Any thread except rt's IO threads. ch may be NULL. Calls started after close
+ * began fail to start with SPL_ESHUTDOWN. */
 void spl_rpc_channel_close(spl_rpc_channel *ch);
 
 /* spl_rpc_channel_connected - true while the channel has an established connection. */
@@ -227,8 +231,9 @@ const char *spl_rpc_channel_address(const spl_rpc_channel *ch);
 struct spl_rpc_call_opts {
     uint32_t timeout_ms;  /* 0: the channel's call_timeout_ms */
     bool wait_for_ready;  /* false (fail fast): while the channel is in reconnect backoff
-                           * the call fails with SPL_ERPC_UNREACHABLE; true: it waits for
-                           * a connection until its timeout */
+                           * the call fails to start with SPL_ERPC_UNREACHABLE, and a call
+                           * waiting for a connect completes with it when the connect
+                           * fails; true: it waits for a connection until its timeout */
     bool payload_crc;     /* protect meta and attachment with a CRC32C (both directions) */
 };
 
@@ -257,7 +262,9 @@ typedef void (*spl_rpc_done_cb)(struct spl_rpc_result *result, void *ctx);
  * channel's IO thread. *call_id_out (may be NULL) names the call for spl_rpc_cancel.
  * Any thread. Returns 0 (started), -EINVAL (bad method index or descriptor mismatch),
  * SPL_ETOOBIG (meta or attachment over the limits), -EAGAIN (pending_max calls
- * outstanding), SPL_ESHUTDOWN (channel closing), -ENOMEM. */
+ * outstanding), SPL_ERPC_UNREACHABLE (in reconnect backoff and not wait_for_ready),
+ * SPL_ESHUTDOWN (channel closing), -ENOMEM. A call made on the channel's own IO thread
+ * (from a callback) is written when that thread finishes its current batch. */
 int spl_rpc_call_async(spl_rpc_channel *ch, const struct spl_rpc_service *svc,
                        uint32_t method_index, const ProtobufCMessage *req,
                        struct spl_iobuf *attachment, const struct spl_rpc_call_opts *opts,

@@ -166,6 +166,7 @@ struct spl__rpc_conn {
     pthread_mutex_t send_mu;
     struct spl__rpc_out *sq_head, *sq_tail;
     uint64_t sq_head_off;   /* bytes of sq_head already written */
+    atomic_ullong sq_bytes; /* bytes queued (written under send_mu, read anywhere) */
     bool writing;           /* a thread is writing; only it pops the queue */
     bool want_pollout;      /* the socket was full: the IO thread waits for POLLOUT */
     bool send_closed;       /* closing: queued frames are dropped, new ones refused */
