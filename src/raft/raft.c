@@ -66,6 +66,7 @@ static void spl__reset(struct spl_raft *r, uint64_t term)
         r->term = term;
         r->vote = SPL_RAFT_NONE;
         r->transfer_tried = false;
+        r->restart_lease = false;
     }
     r->lead = SPL_RAFT_NONE;
     r->election_elapsed = 0;
@@ -518,8 +519,9 @@ static int spl__step_stale(struct spl_raft *r, const struct spl_raft_msg *m)
 static bool spl__step_newer(struct spl_raft *r, const struct spl_raft_msg *m)
 {
     bool vote = m->type == SPL_RAFT_MSG_VOTE || m->type == SPL_RAFT_MSG_PREVOTE;
-    if (vote && m->context != SPL_RAFT_CTX_TRANSFER && r->cfg.check_quorum &&
-        r->lead != SPL_RAFT_NONE && r->election_elapsed < r->cfg.election_tick) {
+    bool leased = r->lead != SPL_RAFT_NONE || r->restart_lease;
+    if (vote && m->context != SPL_RAFT_CTX_TRANSFER && r->cfg.check_quorum && leased &&
+        r->election_elapsed < r->cfg.election_tick) {
         spl__raft_log(r, SPL_LOG_INFO,
                       "%llu [logterm: %llu, index: %llu, vote: %llu] ignored %s from %llu "
                       "[logterm: %llu, index: %llu] at term %llu: lease is not expired",
@@ -604,6 +606,8 @@ int spl_raft_step(struct spl_raft *r, const struct spl_raft_msg *m)
 static void spl__tick_election(struct spl_raft *r)
 {
     r->election_elapsed++;
+    if (r->election_elapsed >= r->cfg.election_tick)
+        r->restart_lease = false;
     if (spl__promotable(r) && r->election_elapsed >= r->randomized_timeout) {
         r->election_elapsed = 0;
         spl__campaign(r, SPL__CAMPAIGN_PRE);
@@ -728,6 +732,10 @@ int spl_raft_init(const struct spl_raft_config *cfg, struct spl_raft **out)
     uint64_t vote = r->vote;
     spl__raft_become_follower(r, r->term, SPL_RAFT_NONE);
     r->vote = vote;
+    /* Before the crash this node may have acknowledged a leader whose lease still runs:
+     * refuse votes for one election timeout, as if it had just heard from it. A node that
+     * never saw a term (a new group) has granted nothing. */
+    r->restart_lease = r->term > 0;
     r->prev_ss = (struct spl_raft_soft_state){.leader = SPL_RAFT_NONE, .role = r->role};
     spl__raft_check_invariants(r);
     *out = r;

@@ -429,8 +429,9 @@ int spl_raft_read_index(struct spl_raft *r, uint64_t context);
  * heartbeats *sent* within the last lease_ticks = election_tick - max(1,
  * election_tick / 5) ticks (the margin absorbs tick-rate drift between nodes; with
  * check_quorum no voter that acknowledged will vote for another leader for election_tick
- * of its own ticks). The read must still wait until applied >= status().commit as of the
- * moment the read arrived. */
+ * of its own ticks; a voter that restarts refuses votes for its first election timeout
+ * too, since it may have acknowledged before the crash). The read must still wait until
+ * applied >= status().commit as of the moment the read arrived. */
 bool spl_raft_lease_valid(const struct spl_raft *r);
 
 /* spl_raft_report_unreachable - the transport could not deliver to `to`: a follower in

@@ -217,6 +217,7 @@ struct spl_raft {
     uint64_t now_tick;
     uint64_t lead_transferee;
     bool transfer_tried;       /* a transfer started in this term: no more lease */
+    bool restart_lease;        /* restarted after a term: honour leases it may have granted */
     uint64_t pending_conf_index;
     uint64_t uncommitted_bytes;
     uint64_t hb_round;
