@@ -174,14 +174,15 @@ void spl__raftlog_sync_group(struct spl_raftlog *g)
     sync_settle(g, done);
 }
 
-/* SYNCFS mode: one syncfs() for a batch of groups. */
+/* SYNCFS mode: one syncfs() for a batch of groups. No io_mu: nothing here touches a
+ * segment fd (the syncfs goes through the pool directory's fd), and the hard state fd
+ * lives as long as the group. */
 static void sync_batch(struct spl_raftlog_env *env, struct spl_raftlog **gs, uint32_t n)
 {
     struct sync_snap *s = calloc(n, sizeof(*s));
     struct spl_raftlog_req **done = calloc(n, sizeof(*done));
     ASSERT(s && done);
     for (uint32_t i = 0; i < n; i++) {
-        pthread_mutex_lock(&gs[i]->io_mu);
         sync_take(gs[i], &s[i]);
         if (s[i].err == 0 && s[i].has_hs)
             s[i].err = sync_write_hs(gs[i], &s[i].hs);
@@ -189,8 +190,6 @@ static void sync_batch(struct spl_raftlog_env *env, struct spl_raftlog **gs, uin
     int rc = spl_vfs_syncfs(env->vfs, env->pool_dir_fd);
     STAT_ADD(env, st_syncs, 1);
     STAT_ADD(env, st_rounds, 1);
-    for (uint32_t i = 0; i < n; i++)
-        pthread_mutex_unlock(&gs[i]->io_mu);
     for (uint32_t i = 0; i < n; i++)
         sync_finish(gs[i], &s[i], s[i].err ? s[i].err : rc, &done[i]);
     for (uint32_t i = 0; i < n; i++)

@@ -349,7 +349,8 @@ static int recover_segment(struct spl_raftlog *g, uint32_t k, struct reader *r, 
 
 static int load_segments(struct spl_raftlog *g, struct listing *l, char *why, size_t why_len)
 {
-    qsort(l->v, l->count, sizeof(l->v[0]), seg_name_cmp);
+    if (l->count)
+        qsort(l->v, l->count, sizeof(l->v[0]), seg_name_cmp);
     for (uint32_t i = 0; i < l->count; i++) {
         if (i > 0 && l->v[i].seq == l->v[i - 1].seq) {
             why_set(why, why_len, "%s/%s: two segments with seq %" PRIu64, g->dir, l->v[i].name,
