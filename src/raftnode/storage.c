@@ -83,6 +83,10 @@ static int st_term(void *ctx, uint64_t index, uint64_t *out)
 static int st_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
                       struct spl_raft_entry *out, uint32_t out_cap, uint32_t *count_out)
 {
+    /* raftlog wants empty iobufs; the core hands out its scratch array */
+    uint64_t n = hi - lo < out_cap ? hi - lo : out_cap;
+    for (uint64_t i = 0; i < n; i++)
+        spl_iobuf_init(&out[i].data);
     return spl_raftlog_entries(st_log(ctx), lo, hi, max_bytes,
                                (struct spl_raftlog_entry *)(void *)out, out_cap, count_out);
 }
