@@ -573,6 +573,11 @@ void sim_check_durable(struct sim *s, struct sim_node *n)
                  n->dur_term_max, n->dur.hs.term);
     else
         n->dur_term_max = n->dur.hs.term;
+    if (n->dur.hs.commit < n->dur_commit_max)
+        sim_fail(s, 8, "n%d: durable commit went back from %" PRIu64 " to %" PRIu64, n->id,
+                 n->dur_commit_max, n->dur.hs.commit);
+    else
+        n->dur_commit_max = n->dur.hs.commit;
 }
 
 static void describe_view(char *buf, size_t size, const struct sim_logview *v)

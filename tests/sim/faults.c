@@ -219,6 +219,18 @@ static void conf_propose(struct sim *s, int leader, enum spl_raft_conf_op op, in
                                           &term);
     SIM_TRACE(s, leader, "propose %s n%d: %s at %" PRIu64 "/%" PRIu64,
               spl_raft_conf_op_name(op), id, spl_errname(rc), index, term);
+    if (rc == 0 && sim_chance(&s->w, 1, 4)) {
+        /* A concurrent second change must be refused while the first is pending (the
+         * checker's invariant 11 catches a second pending change if it is not). */
+        struct spl_raft_status st;
+        spl_raft_get_status(s->node[leader].raft, &st);
+        uint64_t other = st.conf.voters[sim_rand_below(&s->w, st.conf.voter_count)];
+        int rc2 = spl_raft_propose_conf_change(s->node[leader].raft, SPL_RAFT_CONF_REMOVE,
+                                               other, NULL, NULL);
+        SIM_TRACE(s, leader, "concurrent remove n%" PRIu64 ": %s", other, spl_errname(rc2));
+        if (rc2 == 0 && st.conf.voter_count > 3 && s->conf_victim == 0)
+            s->conf_victim = (int)other; /* accepted: follow it through */
+    }
     if (rc == 0)
         sim_node_pump(s, &s->node[leader]);
 }

@@ -182,6 +182,7 @@ struct sim_node {
     struct sim_effect *effects; /* written, not yet synced (SIM_EFFECTS_MAX) */
     uint32_t effect_count;
     uint64_t dur_term_max;      /* highest durable term ever (across restarts) */
+    uint64_t dur_commit_max;    /* highest durable commit ever (across restarts) */
 };
 
 enum sim_client_state { SIM_CLIENT_IDLE = 0, SIM_CLIENT_WAITING };
