@@ -859,6 +859,8 @@ static void on_deliver(struct sim *s, struct sim_event *ev)
                      spl_errname(rc));
         if (rc == 0)
             spl_raft_msg_release(&m);
+        SIM_TRACE(s, n->id, "dropped a corrupted packet from n%d: %s", p->from, spl_errname(rc));
+        report_lost(s, p->from, p->to, p->sender_incarnation, p->tag); /* a reset */
         sim_packet_free(p);
         return;
     }

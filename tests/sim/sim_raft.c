@@ -13,7 +13,8 @@
  * seed S printing every event. --plant runs with a bug planted from the outside and
  * --expect-violation turns the exit status around: success means some seed within N
  * caught it (the checker has teeth); --expect-invariant 2,14 also requires the violation
- * to be one of those invariants (seeds failing otherwise are listed and skipped). Exit status: 0 success, 1 failure, 2 usage.
+ * to be one of those invariants (seeds failing otherwise are listed and skipped).
+ * Exit status: 0 success, 1 failure, 2 usage.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -170,62 +171,105 @@ static bool replay_failure(const struct sim_options *base, const struct sim_resu
     return true;
 }
 
-int main(int argc, char **argv)
+struct cli {
+    uint64_t seeds, start, steps, trace_lines;
+    bool verbose, trace, expect, keep_going, fork_each, silent_loss, allow_empty;
+    int plant, pre_vote, atomic_ready;
+    uint64_t expect_mask; /* invariants that count as catching the planted bug */
+    uint64_t ignore_mask; /* invariants not enforced */
+};
+
+/* "on" -> 1, "off" -> 0, else false. */
+static bool parse_on_off(const char *v, int *out)
 {
-    uint64_t seeds = 0, start = 1, steps = 20000, trace_lines = 60;
-    bool verbose = false, trace = false, expect = false, keep_going = false, have_seeds = false;
-    bool fork_each = false;
-    int plant = SIM_PLANT_NONE;
-    int pre_vote = -1;
-    bool silent_loss = false, allow_empty = false;
-    int atomic_ready = -1;
-    uint64_t expect_mask = 0; /* invariants that count as catching the planted bug */
-    uint64_t ignore_mask = 0; /* invariants not enforced */
+    if (v && strcmp(v, "on") == 0)
+        *out = 1;
+    else if (v && strcmp(v, "off") == 0)
+        *out = 0;
+    else
+        return false;
+    return true;
+}
+
+/* Fills *c from argv; false on a usage error. */
+static bool parse_args(int argc, char **argv, struct cli *c)
+{
+    *c = (struct cli){.start = 1, .steps = 20000, .trace_lines = 60, .pre_vote = -1,
+                      .atomic_ready = -1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool ok = true;
+        bool ok = true, takes_value = true;
         if (strcmp(a, "--seeds") == 0)
-            ok = have_seeds = parse_u64(v, &seeds), i++;
+            ok = parse_u64(v, &c->seeds);
         else if (strcmp(a, "--start") == 0)
-            ok = parse_u64(v, &start), i++;
+            ok = parse_u64(v, &c->start);
         else if (strcmp(a, "--steps") == 0)
-            ok = parse_u64(v, &steps), i++;
+            ok = parse_u64(v, &c->steps);
         else if (strcmp(a, "--trace-lines") == 0)
-            ok = parse_u64(v, &trace_lines), i++;
+            ok = parse_u64(v, &c->trace_lines);
         else if (strcmp(a, "--plant") == 0)
-            ok = v && (plant = sim_plant_parse(v)) >= 0, i++;
+            ok = v && (c->plant = sim_plant_parse(v)) >= 0;
         else if (strcmp(a, "--prevote") == 0)
-            ok = v && (pre_vote = strcmp(v, "on") == 0 ? 1 : strcmp(v, "off") == 0 ? 0 : -2) > -2,
-            i++;
+            ok = parse_on_off(v, &c->pre_vote);
         else if (strcmp(a, "--atomic-ready") == 0)
-            ok = v && (atomic_ready = strcmp(v, "on") == 0 ? 1 : strcmp(v, "off") == 0 ? 0 : -2)
-                          > -2, i++;
+            ok = parse_on_off(v, &c->atomic_ready);
         else if (strcmp(a, "--ignore-invariant") == 0)
-            ok = parse_invariants(v, &ignore_mask), i++;
-        else if (strcmp(a, "--allow-empty-ready") == 0)
-            allow_empty = true;
-        else if (strcmp(a, "--silent-loss") == 0)
-            silent_loss = true;
-        else if (strcmp(a, "--verbose") == 0)
-            verbose = true;
-        else if (strcmp(a, "--trace") == 0)
-            trace = true;
-        else if (strcmp(a, "--fork") == 0)
-            fork_each = true;
-        else if (strcmp(a, "--expect-violation") == 0)
-            expect = true;
+            ok = parse_invariants(v, &c->ignore_mask);
         else if (strcmp(a, "--expect-invariant") == 0)
-            ok = expect = parse_invariants(v, &expect_mask), i++;
-        else if (strcmp(a, "--keep-going") == 0)
-            keep_going = true;
-        else
-            ok = false;
-        if (!ok) {
-            usage();
-            return 2;
+            ok = c->expect = parse_invariants(v, &c->expect_mask);
+        else {
+            takes_value = false;
+            bool *flag = strcmp(a, "--allow-empty-ready") == 0 ? &c->allow_empty
+                       : strcmp(a, "--silent-loss") == 0       ? &c->silent_loss
+                       : strcmp(a, "--verbose") == 0           ? &c->verbose
+                       : strcmp(a, "--trace") == 0             ? &c->trace
+                       : strcmp(a, "--fork") == 0              ? &c->fork_each
+                       : strcmp(a, "--expect-violation") == 0  ? &c->expect
+                       : strcmp(a, "--keep-going") == 0        ? &c->keep_going
+                                                               : NULL;
+            ok = flag != NULL;
+            if (flag)
+                *flag = true;
         }
+        if (!ok)
+            return false;
+        i += takes_value;
     }
-    if (!have_seeds || seeds == 0) {
+    return c->seeds > 0;
+}
+
+/* The options that change a run, as command line text (for replay hints). */
+static void cli_run_options(const struct cli *c, char *buf, size_t size)
+{
+    snprintf(buf, size, "--steps %" PRIu64 "%s%s%s%s%s%s", c->steps,
+             c->plant ? " --plant " : "", c->plant ? sim_plant_name(c->plant) : "",
+             c->pre_vote < 0 ? "" : c->pre_vote ? " --prevote on" : " --prevote off",
+             c->atomic_ready < 0 ? "" : c->atomic_ready ? " --atomic-ready on"
+                                                        : " --atomic-ready off",
+             c->silent_loss ? " --silent-loss" : "",
+             c->allow_empty ? " --allow-empty-ready" : "");
+}
+
+static void print_totals(const struct totals *t, uint64_t ran, double dt, uint64_t failed,
+                         bool other)
+{
+    printf("sim_raft: %" PRIu64 " seeds in %.1f s (%.1f seeds/s, %.2f M steps/s), %" PRIu64
+           " failed%s\n", ran, dt, (double)ran / dt, (double)t->steps / dt / 1e6, failed,
+           other ? " (some with other invariants)" : "");
+    printf("  simulated %.1f s; client ops %" PRIu64 " ok, %" PRIu64 " unknown, %" PRIu64
+           " refused; reads %" PRIu64 " lease, %" PRIu64 " read-index; %" PRIu64
+           " ops linearizability-checked\n", (double)t->sim_ns / 1e9, t->ops_ok,
+           t->ops_unknown, t->ops_failed, t->reads_lease, t->reads_index, t->lin_ops);
+    printf("  elections %" PRIu64 ", crashes %" PRIu64 ", snapshots sent %" PRIu64
+           ", membership changes %" PRIu64 ", transfers %" PRIu64 ", torn tails cut %" PRIu64
+           "\n", t->elections, t->restarts, t->snapshots, t->conf_changes, t->transfers,
+           t->torn);
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c;
+    if (!parse_args(argc, argv, &c)) {
         usage();
         return 2;
     }
@@ -234,32 +278,30 @@ int main(int argc, char **argv)
     signal(SIGSEGV, on_fatal_signal);
     signal(SIGBUS, on_fatal_signal);
     signal(SIGFPE, on_fatal_signal);
-    printf("sim_raft: seeds %" PRIu64 "..%" PRIu64 ", %" PRIu64 " steps each, plant %s\n",
-           start, start + seeds - 1, steps, sim_plant_name(plant));
+    char run_opts[256];
+    cli_run_options(&c, run_opts, sizeof(run_opts));
+    printf("sim_raft: seeds %" PRIu64 "..%" PRIu64 ", %s\n", c.start, c.start + c.seeds - 1,
+           run_opts);
     struct totals t;
     memset(&t, 0, sizeof(t));
     uint64_t failures = 0, ran = 0, other = 0;
     double t0 = now_s();
-    for (uint64_t k = 0; k < seeds; k++) {
+    for (uint64_t k = 0; k < c.seeds; k++) {
         struct sim_options opt = {
-            .seed = start + k, .steps = steps, .plant = (enum sim_plant)plant,
-            .verbose = verbose, .trace = verbose || trace, .trace_lines = (size_t)trace_lines,
-            .pre_vote = pre_vote, .atomic_ready = atomic_ready, .ignore_mask = ignore_mask,
-            .silent_loss = silent_loss, .allow_empty_ready = allow_empty,
-            .out = stdout};
-        snprintf(g_replay, sizeof(g_replay), "  replay with its trace: sim_raft --seeds 1 --start %"
-                 PRIu64 " --steps %" PRIu64 "%s%s%s%s%s%s --trace", opt.seed, steps,
-                 plant ? " --plant " : "", plant ? sim_plant_name(plant) : "",
-                 pre_vote < 0 ? "" : pre_vote ? " --prevote on" : " --prevote off",
-                 atomic_ready < 0 ? "" : atomic_ready ? " --atomic-ready on" : " --atomic-ready off",
-                 silent_loss ? " --silent-loss" : "", allow_empty ? " --allow-empty-ready" : "");
+            .seed = c.start + k, .steps = c.steps, .plant = (enum sim_plant)c.plant,
+            .verbose = c.verbose, .trace = c.verbose || c.trace,
+            .trace_lines = (size_t)c.trace_lines, .pre_vote = c.pre_vote,
+            .atomic_ready = c.atomic_ready, .ignore_mask = c.ignore_mask,
+            .silent_loss = c.silent_loss, .allow_empty_ready = c.allow_empty, .out = stdout};
+        snprintf(g_replay, sizeof(g_replay), "  replay with its trace: sim_raft --seeds 1 "
+                 "--start %" PRIu64 " %s --trace", opt.seed, run_opts);
         struct sim_result r;
-        bool ok = fork_each ? run_forked(&opt, &r) : sim_run(&opt, &r);
+        bool ok = c.fork_each ? run_forked(&opt, &r) : sim_run(&opt, &r);
         ran++;
         add_totals(&t, &r);
         if (ok)
             continue;
-        if (expect_mask && !(expect_mask & (1ull << r.invariant))) {
+        if (c.expect_mask && !(c.expect_mask & (1ull << r.invariant))) {
             if (other++ < 5)
                 printf("seed %" PRIu64 ": invariant %d (not the planted bug's): %s\n",
                        opt.seed, r.invariant, r.what);
@@ -267,36 +309,17 @@ int main(int argc, char **argv)
         }
         failures++;
         printf("SEED %" PRIu64 " FAILED: invariant %d: %s\n", opt.seed, r.invariant, r.what);
-        printf("  replay: sim_raft --seeds 1 --start %" PRIu64 " --steps %" PRIu64 "%s%s%s%s%s%s"
-               " --verbose\n", opt.seed, steps, plant ? " --plant " : "",
-               plant ? sim_plant_name(plant) : "",
-               pre_vote < 0 ? "" : pre_vote ? " --prevote on" : " --prevote off",
-               atomic_ready < 0 ? "" : atomic_ready ? " --atomic-ready on" : " --atomic-ready off",
-               silent_loss ? " --silent-loss" : "", allow_empty ? " --allow-empty-ready" : "");
-        if (!opt.trace && !fork_each && !replay_failure(&opt, &r))
+        printf("  replay: sim_raft --seeds 1 --start %" PRIu64 " %s --verbose\n", opt.seed,
+               run_opts);
+        if (!opt.trace && !c.fork_each && !replay_failure(&opt, &r))
             return 1;
-        if (!keep_going)
+        if (!c.keep_going)
             break;
     }
-    double dt = now_s() - t0;
-    printf("sim_raft: %" PRIu64 " seeds in %.1f s (%.1f seeds/s, %.2f M steps/s), %" PRIu64
-           " failed%s\n", ran, dt, (double)ran / dt, (double)t.steps / dt / 1e6, failures + other,
-           other ? " (some with other invariants)" : "");
-    printf("  simulated %.1f s; client ops %" PRIu64 " ok, %" PRIu64 " unknown, %" PRIu64
-           " refused; reads %" PRIu64 " lease, %" PRIu64 " read-index; %" PRIu64
-           " ops linearizability-checked\n", (double)t.sim_ns / 1e9, t.ops_ok, t.ops_unknown,
-           t.ops_failed, t.reads_lease, t.reads_index, t.lin_ops);
-    printf("  elections %" PRIu64 ", crashes %" PRIu64 ", snapshots sent %" PRIu64
-           ", membership changes %" PRIu64 ", transfers %" PRIu64 ", torn tails cut %" PRIu64
-           "\n", t.elections, t.restarts, t.snapshots, t.conf_changes, t.transfers, t.torn);
-    if (expect) {
-        if (failures) {
-            printf("planted bug %s caught after %" PRIu64 " seed(s)\n", sim_plant_name(plant),
-                   ran);
-            return 0;
-        }
-        printf("planted bug %s NOT caught in %" PRIu64 " seeds\n", sim_plant_name(plant), ran);
-        return 1;
-    }
-    return failures ? 1 : 0;
+    print_totals(&t, ran, now_s() - t0, failures + other, other != 0);
+    if (!c.expect)
+        return failures ? 1 : 0;
+    printf("planted bug %s %s %" PRIu64 " seed(s)\n", sim_plant_name(c.plant),
+           failures ? "caught after" : "NOT caught in", ran);
+    return failures ? 0 : 1;
 }

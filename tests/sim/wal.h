@@ -53,7 +53,8 @@ struct sim_wal_replay {
 
 /* sim_wal_replay - apply the records in data[0..len) to ms (an empty memstorage) in
  * order: installed snapshots (replace the log; stale ones ignored), local snapshots
- * (create + compact), entries (each truncating what follows), hard states. Stops at the first invalid record; *out says where and why. */
+ * (create + compact), entries (each truncating what follows), hard states. Stops at the
+ * first invalid record; *out says where and why. */
 void sim_wal_replay(const uint8_t *data, size_t len, struct spl_raft_memstorage *ms,
                     struct sim_wal_replay *out);
 
