@@ -351,6 +351,11 @@ static void check_ops_locked(struct spl_sched *s, struct spl_hbstate *hb, uint64
             op_remove_locked(s, o, ok, ok ? NULL : "configuration changed otherwise");
             continue;
         }
+        struct hb_cs *t = o->target ? spl_hbstate_cs_locked(hb, o->target) : NULL;
+        if (t && spl_hbstate_live_locked(hb, t, now) == SPL_CS_LIVE_OFFLINE) {
+            op_remove_locked(s, o, false, "target went offline");
+            continue;
+        }
         if (now > o->deadline_ns) {
             s->counts.timed_out++;
             op_remove_locked(s, o, false, "timed out");
@@ -414,11 +419,18 @@ static void prepare_round(struct spl_sched *s, struct spl_hbstate *hb)
         struct hb_set *set = spl_hbstate_set_locked(hb, o->lpool, o->set);
         if (set)
             set->has_op = true;
+        bool transfer = o->order == SPLINE__COPYSET_ORDER__TYPE__TRANSFER_LEADER;
         if (o->target)
-            op_load_add(hb, o->target, o->order == SPLINE__COPYSET_ORDER__TYPE__TRANSFER_LEADER
-                                           ? 0 : 1);
+            op_load_add(hb, o->target, transfer ? 0 : 1);
         if (o->source)
             op_load_add(hb, o->source, -1);
+        struct hb_cs *from = set && transfer ? spl_hbstate_cs_locked(hb, set->leader) : NULL;
+        struct hb_cs *to = transfer ? spl_hbstate_cs_locked(hb, o->target) : NULL;
+        if (from && to) { /* count the transfer as done: plan on top of it */
+            from->plan_leaders--;
+            from->op_load++;
+            to->plan_leaders++;
+        }
     }
 }
 
