@@ -59,6 +59,7 @@ struct spl__progress {
     uint64_t acked_round;  /* the newest heartbeat round it acked */
     uint64_t commit_sent;  /* the commit index of the last append it was sent */
     uint64_t append_round; /* the heartbeat round current when the last append went out */
+    uint64_t snapshot_tick; /* when the pending snapshot was sent (SNAPSHOT state) */
     uint8_t state;         /* enum spl_raft_progress_state */
     bool learner;
     bool recent_active;

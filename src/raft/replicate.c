@@ -297,6 +297,7 @@ static bool spl__send_snapshot(struct spl_raft *r, struct spl__progress *pr)
                   ULL(r->id), ULL(spl__log_first_index(&r->log)), ULL(r->log.committed),
                   ULL(meta.index), ULL(meta.term), ULL(pr->id));
     spl__progress_become_snapshot(pr, meta.index);
+    pr->snapshot_tick = r->now_tick;
     return true;
 }
 
@@ -411,19 +412,41 @@ static void spl__handle_append_resp(struct spl_raft *r, struct spl__progress *pr
     }
 }
 
+/* A heartbeat answer (round, follower's last index) shows appends or a snapshot (or the
+ * answer to one) lost in flight: go back to probing instead of waiting forever. */
+static void spl__detect_lost(struct spl_raft *r, struct spl__progress *pr, uint64_t round,
+                             uint64_t last)
+{
+    if (pr->state == SPL_RAFT_REPLICATE && round > pr->append_round && last + 1 < pr->next) {
+        /* sent after our last append, yet the follower's log ends before it */
+        spl__raft_log(r, SPL_LOG_DEBUG, "%llu lost appends to %llu (last %llu, next %llu)",
+                      ULL(r->id), ULL(pr->id), ULL(last), ULL(pr->next));
+        spl__progress_become_probe(pr);
+        return;
+    }
+    if (pr->state == SPL_RAFT_SNAPSHOT && last >= pr->pending_snapshot) {
+        /* it has the snapshot (its answer may have been lost): probe right after it */
+        spl__progress_become_probe(pr);
+        return;
+    }
+    bool known = round != 0 && round <= r->hb_round && r->hb_round - round < SPL_RAFT_HB_ROUNDS;
+    if (pr->state == SPL_RAFT_SNAPSHOT && known && last < pr->pending_snapshot &&
+        r->hb_tick[round % SPL_RAFT_HB_ROUNDS] >= pr->snapshot_tick + r->cfg.election_tick) {
+        /* an election timeout after sending it, the follower still has not got it */
+        spl__raft_log(r, SPL_LOG_INFO, "%llu snapshot to %llu presumed lost: probing again",
+                      ULL(r->id), ULL(pr->id));
+        pr->pending_snapshot = 0;
+        spl__progress_become_probe(pr);
+    }
+}
+
 static void spl__handle_heartbeat_resp(struct spl_raft *r, struct spl__progress *pr,
                                        const struct spl_raft_msg *m)
 {
     pr->recent_active = true;
     pr->probe_sent = false;
     uint64_t round = m->context;
-    if (pr->state == SPL_RAFT_REPLICATE && round > pr->append_round && m->index + 1 < pr->next) {
-        /* Sent after our last append, yet the follower's log ends before it: appends
-         * were lost. Probe again from the match point instead of waiting forever. */
-        spl__raft_log(r, SPL_LOG_DEBUG, "%llu lost appends to %llu (last %llu, next %llu)",
-                      ULL(r->id), ULL(pr->id), ULL(m->index), ULL(pr->next));
-        spl__progress_become_probe(pr);
-    }
+    spl__detect_lost(r, pr, round, m->index);
     if (round != 0 && round <= r->hb_round && round > pr->acked_round) {
         pr->acked_round = round;
         if (r->hb_round - round < SPL_RAFT_HB_ROUNDS) {

@@ -32,6 +32,11 @@
  *   garbage ID seed=N count=N    random bytes and random messages into the node
  *   log-level debug|info|warn|error|none
  *   quiet [on|off]               discard the output of the following commands (setup)
+ *   chaos seed=N steps=N         a seeded random schedule (ticks, readies, reordered,
+ *                                dropped and duplicated deliveries, proposals, partitions,
+ *                                restarts, compactions, conf changes, transfers, reads)
+ *                                checking election safety, commit monotonicity and
+ *                                applied-entry agreement throughout, then convergence
  */
 #include <ctype.h>
 #include <errno.h>
@@ -878,6 +883,225 @@ static void stabilize(const struct args *a)
     fail("stabilize did not converge in %d rounds", STABILIZE_ROUNDS_MAX);
 }
 
+static void print_status(struct node *n);
+
+/* ---- chaos: a seeded random schedule with invariant checks ---- */
+
+#define CHAOS_TERMS_MAX 100000
+
+struct chaos_stats {
+    uint64_t steps, delivered, dropped, duplicated, readies, proposals, conf_changes;
+    uint64_t restarts, compactions, transfers, partitions, leaders;
+};
+
+static uint64_t chaos_leader_of_term[CHAOS_TERMS_MAX];
+static uint64_t chaos_commit[NODES_MAX];
+
+/* Election safety (RAFT-INVARIANTS 1) and commit monotonicity (8) over all nodes. */
+static void chaos_check(struct chaos_stats *st)
+{
+    for (uint32_t i = 0; i < node_count; i++) {
+        struct spl_raft_status s;
+        spl_raft_get_status(nodes[i]->r, &s);
+        if (s.commit < chaos_commit[i])
+            fail("node %llu commit went back %llu -> %llu", (unsigned long long)s.id,
+                 (unsigned long long)chaos_commit[i], (unsigned long long)s.commit);
+        chaos_commit[i] = s.commit;
+        if (s.role != SPL_RAFT_LEADER)
+            continue;
+        if (s.term >= CHAOS_TERMS_MAX)
+            fail("term too large for the checker");
+        uint64_t *l = &chaos_leader_of_term[s.term];
+        if (*l == 0) {
+            *l = s.id;
+            st->leaders++;
+        } else if (*l != s.id) {
+            fail("two leaders in term %llu: %llu and %llu", (unsigned long long)s.term,
+                 (unsigned long long)*l, (unsigned long long)s.id);
+        }
+    }
+}
+
+static struct node *chaos_leader(void)
+{
+    struct node *best = NULL;
+    uint64_t best_term = 0;
+    for (uint32_t i = 0; i < node_count; i++) {
+        struct spl_raft_status s;
+        spl_raft_get_status(nodes[i]->r, &s);
+        if (s.role == SPL_RAFT_LEADER && s.term >= best_term) {
+            best = nodes[i];
+            best_term = s.term;
+        }
+    }
+    return best;
+}
+
+/* Deliver one message of n's inbox (any position: reordering), maybe dropped or twice. */
+static void chaos_deliver_one(struct node *n, struct spl_rand *rnd, struct chaos_stats *st)
+{
+    uint32_t i = (uint32_t)spl_rand_below(rnd, n->inbox.count);
+    struct spl_raft_msg m = n->inbox.v[i];
+    memmove(&n->inbox.v[i], &n->inbox.v[i + 1], (n->inbox.count - i - 1) * sizeof(m));
+    n->inbox.count--;
+    if (partitioned(m.from, m.to) || spl_rand_chance(rnd, 1, 20)) {
+        st->dropped++;
+    } else {
+        int reps = spl_rand_chance(rnd, 1, 20) ? 2 : 1;
+        st->duplicated += (uint64_t)reps - 1;
+        for (int k = 0; k < reps; k++)
+            spl_raft_step(n->r, &m);
+        st->delivered++;
+    }
+    msg_free(&m);
+}
+
+static void chaos_partition(struct spl_rand *rnd, struct chaos_stats *st)
+{
+    st->partitions++;
+    bool heal = spl_rand_chance(rnd, 1, 2);
+    for (uint32_t i = 0; i < node_count; i++)
+        nodes[i]->group = heal ? 0 : (int)spl_rand_below(rnd, 2);
+}
+
+static void chaos_conf_change(struct spl_rand *rnd, struct chaos_stats *st)
+{
+    struct node *l = chaos_leader();
+    if (!l)
+        return;
+    uint64_t id = spl_rand_range(rnd, 1, node_count);
+    static const enum spl_raft_conf_op ops[] = {SPL_RAFT_CONF_ADD_LEARNER, SPL_RAFT_CONF_PROMOTE,
+                                                SPL_RAFT_CONF_REMOVE, SPL_RAFT_CONF_ADD_VOTER};
+    enum spl_raft_conf_op op = ops[spl_rand_below(rnd, SPL_ARRAY_SIZE(ops))];
+    struct spl_raft_status s;
+    spl_raft_get_status(l->r, &s);
+    if (op == SPL_RAFT_CONF_REMOVE && s.conf.voter_count <= 2 &&
+        spl_raft_conf_is_voter(&s.conf, id))
+        return; /* keep a group that can still make progress */
+    st->conf_changes += spl_raft_propose_conf_change(l->r, op, id, NULL, NULL) == 0;
+}
+
+
+static void chaos_action(struct spl_rand *rnd, struct chaos_stats *st)
+{
+    struct node *n = nodes[spl_rand_below(rnd, node_count)];
+    uint64_t dice = spl_rand_below(rnd, 1000);
+    struct node *l;
+    if (dice < 300) {
+        spl_raft_tick(n->r);
+    } else if (dice < 550) {
+        st->readies += process_ready(n);
+    } else if (dice < 850) {
+        if (n->inbox.count > 0)
+            chaos_deliver_one(n, rnd, st);
+    } else if (dice < 930) {
+        if ((l = chaos_leader()) != NULL) {
+            char data[32];
+            snprintf(data, sizeof(data), "p%llu", (unsigned long long)st->steps);
+            struct spl_iobuf b;
+            spl_iobuf_init(&b);
+            if (spl_iobuf_append(&b, data, strlen(data)) != 0)
+                abort();
+            st->proposals += spl_raft_propose(l->r, &b, NULL, NULL) == 0;
+            spl_iobuf_reset(&b);
+        }
+    } else if (dice < 945) {
+        chaos_partition(rnd, st);
+    } else if (dice < 955) {
+        node_stop(n);
+        inbox_clear(n);
+        node_start(n);
+        st->restarts++;
+        /* commit is persisted lazily: a restart may forget the newest commit index */
+        struct spl_raft_status s;
+        spl_raft_get_status(n->r, &s);
+        for (uint32_t i = 0; i < node_count; i++)
+            if (nodes[i] == n)
+                chaos_commit[i] = s.commit;
+    } else if (dice < 965) {
+        cmd_compact(n);
+        st->compactions++;
+    } else if (dice < 980) {
+        chaos_conf_change(rnd, st);
+    } else if (dice < 990) {
+        if ((l = chaos_leader()) != NULL)
+            st->transfers +=
+                spl_raft_transfer_leader(l->r, spl_rand_range(rnd, 1, node_count)) == 0;
+    } else {
+        if ((l = chaos_leader()) != NULL)
+            spl_raft_read_index(l->r, st->steps);
+    }
+}
+
+
+/* After the faults stop: heal, then tick and stabilize until one leader's commit of its
+ * term is applied everywhere in its configuration (RAFT-INVARIANTS 15). */
+static uint64_t chaos_converge(struct chaos_stats *st)
+{
+    cmd_partition(&(struct args){0});
+    for (uint64_t round = 0; round < 2000; round++) {
+        for (uint32_t i = 0; i < node_count; i++)
+            spl_raft_tick(nodes[i]->r);
+        stabilize(&(struct args){0});
+        chaos_check(st);
+        struct node *l = chaos_leader();
+        if (!l)
+            continue;
+        struct spl_raft_status s;
+        spl_raft_get_status(l->r, &s);
+        bool done = s.commit == s.last_index && s.applied == s.commit &&
+                    spl_raft_conf_is_voter(&s.conf, s.id);
+        for (uint32_t i = 0; i < s.peer_count && done; i++)
+            done = node_must(s.peers[i].id)->applied_index == s.commit;
+        if (done)
+            return round;
+    }
+    out_len = 0;
+    for (uint32_t i = 0; i < node_count; i++)
+        print_status(nodes[i]);
+    fail("chaos: no convergence after the faults stopped");
+}
+
+static void cmd_chaos(const struct args *a)
+{
+    struct spl_rand rnd;
+    struct chaos_stats st;
+    memset(&st, 0, sizeof(st));
+    memset(chaos_leader_of_term, 0, sizeof(chaos_leader_of_term));
+    memset(chaos_commit, 0, sizeof(chaos_commit));
+    spl_rand_seed(&rnd, kv_num(a, "seed", 1));
+    uint64_t steps = kv_num(a, "steps", 10000);
+    size_t before = out_len;
+    int saved = log_level;
+    log_level = SPL_LOG_FATAL + 1;
+    for (st.steps = 0; st.steps < steps; st.steps++) {
+        chaos_action(&rnd, &st);
+        out_len = before;
+        chaos_check(&st);
+    }
+    uint64_t rounds = chaos_converge(&st);
+    out_len = before;
+    log_level = saved;
+    struct spl_raft_status s;
+    spl_raft_get_status(chaos_leader()->r, &s);
+    outf("chaos: %llu steps, %llu readies, %llu delivered, %llu dropped, %llu duplicated\n",
+         (unsigned long long)st.steps, (unsigned long long)st.readies,
+         (unsigned long long)st.delivered, (unsigned long long)st.dropped,
+         (unsigned long long)st.duplicated);
+    outf("chaos: %llu leaders, %llu proposals, %llu conf changes, %llu transfers, "
+         "%llu restarts, %llu compactions, %llu partitions\n",
+         (unsigned long long)st.leaders, (unsigned long long)st.proposals,
+         (unsigned long long)st.conf_changes, (unsigned long long)st.transfers,
+         (unsigned long long)st.restarts, (unsigned long long)st.compactions,
+         (unsigned long long)st.partitions);
+    outf("chaos: converged in %llu rounds: leader %llu term %llu commit %llu epoch %llu ",
+         (unsigned long long)rounds, (unsigned long long)s.id, (unsigned long long)s.term,
+         (unsigned long long)s.commit, (unsigned long long)s.epoch);
+    fmt_conf(&s.conf);
+    outf("\n");
+}
+
+
 static void for_each_pos(const struct args *a, bool (*fn)(struct node *))
 {
     for (int i = 0; i < a->pos_count; i++)
@@ -948,6 +1172,8 @@ static void run_cmd_top(char *cmd, const struct args *ap)
         for (uint32_t i = 0; i < node_count; i++)
             outf("%llu: applied=%llu epoch=%llu\n", (unsigned long long)nodes[i]->id,
                  (unsigned long long)nodes[i]->applied_index, (unsigned long long)nodes[i]->epoch);
+    } else if (strcmp(cmd, "chaos") == 0) {
+        cmd_chaos(&a);
     } else if (strcmp(cmd, "log-level") == 0) {
         const char *l = a.pos_count ? a.pos[0] : "info";
         enum spl_log_level lv;
