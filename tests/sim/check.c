@@ -13,6 +13,7 @@ struct sim_committed {
     uint64_t term;
     uint64_t hash;
     uint64_t epoch_plus1; /* epoch after applying this index, + 1 (0 = not known yet) */
+    uint64_t commit_term; /* the term of the first leader seen committing it (0 = unknown) */
     bool known;
 };
 
@@ -178,7 +179,7 @@ static void check_matching_all(struct sim *s, struct sim_node *n)
 
 /* 7/8: record or compare a committed entry. */
 static void note_committed(struct sim *s, struct sim_node *n, uint64_t index,
-                           const struct sim_lentry *e, int inv)
+                           const struct sim_lentry *e, int inv, uint64_t commit_term)
 {
     struct sim_check *c = s->chk;
     struct sim_committed *k = committed_at(c, index);
@@ -191,27 +192,30 @@ static void note_committed(struct sim *s, struct sim_node *n, uint64_t index,
     k->known = true;
     k->term = e->term;
     k->hash = e->hash;
+    if (commit_term && (k->commit_term == 0 || commit_term < k->commit_term))
+        k->commit_term = commit_term;
     if (index > c->committed_max)
         c->committed_max = index;
 }
 
-/* 6: a new leader holds every entry known committed. */
-static void check_leader_completeness(struct sim *s, struct sim_node *n)
+/* 6: a new leader of term T holds every entry that a leader of a term < T committed
+ * (a leader of an older term elected late, with delayed votes, need not). */
+static void check_leader_completeness(struct sim *s, struct sim_node *n, uint64_t term)
 {
     struct sim_check *c = s->chk;
-    if (c->committed_max > sim_lv_last(&n->mem)) {
-        sim_fail(s, 6, "n%d became leader with last index %" PRIu64 " but %" PRIu64
-                 " is committed", n->id, sim_lv_last(&n->mem), c->committed_max);
-        return;
-    }
-    for (uint64_t i = n->mem.base + 1; i <= c->committed_max; i++) {
+    for (uint64_t i = c->committed_max; i > n->mem.base && !s->stop; i--) {
         const struct sim_committed *k = &c->committed[i];
+        if (!k->known || k->commit_term == 0 || k->commit_term >= term)
+            continue;
         const struct sim_lentry *e = sim_lv_at(&n->mem, i);
-        if (k->known && (e->term != k->term || e->hash != k->hash)) {
-            sim_fail(s, 6, "n%d became leader with entry %" PRIu64 " term %" PRIu64
-                     " but the committed one is term %" PRIu64, n->id, i, e->term, k->term);
-            return;
-        }
+        if (!e)
+            sim_fail(s, 6, "n%d became leader of term %" PRIu64 " with last index %" PRIu64
+                     " but %" PRIu64 " was committed in term %" PRIu64, n->id, term,
+                     sim_lv_last(&n->mem), i, k->commit_term);
+        else if (e->term != k->term || e->hash != k->hash)
+            sim_fail(s, 6, "n%d became leader of term %" PRIu64 " with entry %" PRIu64
+                     " term %" PRIu64 " but the one committed in term %" PRIu64 " is term %"
+                     PRIu64, n->id, term, i, e->term, k->commit_term, k->term);
     }
 }
 
@@ -241,7 +245,7 @@ static void check_soft_state(struct sim *s, struct sim_node *n, const struct spl
     s->res->elections++;
     SIM_TRACE(s, n->id, "LEADER of term %" PRIu64 " (last %" PRIu64 ", commit %" PRIu64 ")",
               term, sim_lv_last(&n->mem), st->commit);
-    check_leader_completeness(s, n);
+    check_leader_completeness(s, n, term);
 }
 
 static void check_hard_state(struct sim *s, struct sim_node *n, const struct spl_raft_ready *rd)
@@ -282,7 +286,10 @@ static void check_entries(struct sim *s, struct sim_node *n, const struct spl_ra
         if (j >= c->committed_cap || !old)
             break;
         const struct sim_committed *k = &c->committed[j];
+        /* (A replica still below the commit term may lose an entry it never acknowledged
+         * to a late leader of an older term; from the commit term on, never.) */
         if (k->known && k->term == old->term && k->hash == old->hash &&
+            (k->commit_term == 0 || st->term >= k->commit_term) &&
             (j - first >= rd->entry_count || rd->entries[j - first].term != old->term))
             sim_fail(s, 8, "n%d: committed entry %" PRIu64 " (term %" PRIu64
                      ") is truncated by entries from %" PRIu64, n->id, j, old->term, first);
@@ -416,7 +423,7 @@ static void check_commit(struct sim *s, struct sim_node *n, uint64_t commit,
         for (uint64_t i = n->commit + 1; i <= commit && !s->stop; i++) {
             const struct sim_lentry *e = sim_lv_at(&n->mem, i);
             if (e)
-                note_committed(s, n, i, e, 8);
+                note_committed(s, n, i, e, 8, st->term);
         }
     }
     if (commit > c->commit_max)
@@ -501,7 +508,7 @@ void sim_check_apply(struct sim *s, struct sim_node *n, const struct spl_raft_en
         return;
     }
     struct sim_lentry le = sim_lentry_of(e);
-    note_committed(s, n, e->index, &le, 7);
+    note_committed(s, n, e->index, &le, 7, 0);
     if (e->type == SPL_RAFT_ENTRY_CONF) {
         struct spl_raft_conf_change cc;
         if (spl_raft_conf_change_decode(&e->data, &cc) != 0) {
