@@ -242,6 +242,8 @@ int spl_raftlog_hs_decode(const uint8_t *buf, size_t len, struct spl_raftlog_hs_
         return SPL_ECORRUPT;
     if (get16(buf + OFF(hs, version)) != SPL_RAFTLOG_FORMAT_VERSION)
         return SPL_EVERSION;
+    if (get32(buf + OFF(hs, reserved)) != 0 || get64(buf + OFF(hs, reserved2)) != 0)
+        return SPL_ECORRUPT;
     out->group_id = get64(buf + OFF(hs, group_id));
     out->seq = get64(buf + OFF(hs, seq));
     out->hs.term = get64(buf + OFF(hs, term));
@@ -365,6 +367,8 @@ static int snap_check_header(const uint8_t *buf, size_t len, struct spl_raftlog_
         return SPL_ECORRUPT;
     if (get16(buf + OFF(snap, version)) != SPL_RAFTLOG_FORMAT_VERSION)
         return SPL_EVERSION;
+    if (get32(buf + OFF(snap, reserved)) != 0 || get64(buf + OFF(snap, reserved2)) != 0)
+        return SPL_ECORRUPT;
     m->index = get64(buf + OFF(snap, index));
     m->term = get64(buf + OFF(snap, term));
     m->epoch = get64(buf + OFF(snap, epoch));
