@@ -208,7 +208,7 @@ void spl__rpc_loop_flush_dirty(struct spl__rpc_loop *loop);
 /* Server-side hook: true when c may read again (in-flight below its resume mark). */
 bool spl__rpc_server_conn_may_read(const struct spl__rpc_conn *c);
 
-/* spl__rpc_format_peer - "ip:port" of a socket address. */
+/* spl__rpc_format_addr - "ip:port" ("[ip6]:port") of a socket address. */
 void spl__rpc_format_addr(const struct sockaddr *sa, char *buf, size_t len);
 
 /* ---- metrics ---- */
