@@ -88,6 +88,12 @@ void spl__progress_become_probe(struct spl__progress *pr)
     pr->next = next;
 }
 
+void spl__progress_probe_at_next(struct spl__progress *pr)
+{
+    ASSERT(pr->state == SPL_RAFT_REPLICATE);
+    spl__progress_reset_state(pr, SPL_RAFT_PROBE);
+}
+
 void spl__progress_become_replicate(struct spl__progress *pr)
 {
     spl__progress_reset_state(pr, SPL_RAFT_REPLICATE);

@@ -71,6 +71,9 @@ void spl__progress_init(struct spl__progress *pr, uint64_t id, uint64_t next, bo
                         uint32_t inflight_cap, uint64_t inflight_bytes_max);
 void spl__progress_become_probe(struct spl__progress *pr);
 void spl__progress_become_replicate(struct spl__progress *pr);
+/* Replicating, but the acknowledgements stopped: probe at next (not match + 1), so the
+ * next answer re-establishes match without resending what the follower already has. */
+void spl__progress_probe_at_next(struct spl__progress *pr);
 void spl__progress_become_snapshot(struct spl__progress *pr, uint64_t snap_index);
 /* The follower acknowledged up to index: true when match moved forward. */
 bool spl__progress_maybe_update(struct spl__progress *pr, uint64_t index);

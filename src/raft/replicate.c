@@ -417,11 +417,16 @@ static void spl__handle_append_resp(struct spl_raft *r, struct spl__progress *pr
 static void spl__detect_lost(struct spl_raft *r, struct spl__progress *pr, uint64_t round,
                              uint64_t last)
 {
-    if (pr->state == SPL_RAFT_REPLICATE && round > pr->append_round && last + 1 < pr->next) {
-        /* sent after our last append, yet the follower's log ends before it */
-        spl__raft_log(r, SPL_LOG_DEBUG, "%llu lost appends to %llu (last %llu, next %llu)",
-                      ULL(r->id), ULL(pr->id), ULL(last), ULL(pr->next));
-        spl__progress_become_probe(pr);
+    if (pr->state == SPL_RAFT_REPLICATE && round > pr->append_round &&
+        pr->inflights.count > 0) {
+        /* sent after our last append, and appends are still unacknowledged: either they
+         * were lost (the follower's log ends before them) or their answers were */
+        spl__raft_log(r, SPL_LOG_DEBUG, "%llu lost appends or answers with %llu (last %llu, "
+                      "next %llu)", ULL(r->id), ULL(pr->id), ULL(last), ULL(pr->next));
+        if (last + 1 < pr->next)
+            spl__progress_become_probe(pr);
+        else
+            spl__progress_probe_at_next(pr);
         return;
     }
     if (pr->state == SPL_RAFT_SNAPSHOT && last >= pr->pending_snapshot) {
