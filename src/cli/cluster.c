@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/errors.h"
 #include "cli/cli.h"
 #include "mds.pb-c.h"
 
@@ -40,7 +41,7 @@ static int cluster_init(struct cli *c, const char *path)
     char *text = NULL;
     int rc = read_file(path, &text);
     if (rc < 0) {
-        fprintf(stderr, "spline: cannot read %s: %s\n", path, strerror(-rc));
+        fprintf(stderr, "spline: cannot read %s: %s\n", path, spl_strerror(rc));
         return CLI_EFAIL;
     }
     Spline__ClusterInitRequest req = SPLINE__CLUSTER_INIT_REQUEST__INIT;

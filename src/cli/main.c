@@ -24,7 +24,8 @@ static const char usage[] =
     "  topology list                  pools, zones, servers, chunkservers, logical pools\n"
     "  chunkserver list               chunkservers with liveness and load\n"
     "\n"
-    "--mds defaults to $SPLINE_MDS, else 127.0.0.1:6700; redirects to the leader are\n"
+    "--mds defaults to $SPLINE_MDS, else 127.0.0.1:6700; --timeout to 30 s (one attempt\n"
+    "may take all of it: a big cluster init does); redirects to the leader are\n"
     "followed (--no-follow: report what the first MDS answers).\n"
     "Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 no MDS leader reachable.\n";
 
@@ -104,7 +105,7 @@ int cli_call(struct cli *c, const char *what, const struct spl_rpc_service *svc,
 
 int main(int argc, char **argv)
 {
-    struct cli c = {.mds = getenv("SPLINE_MDS"), .timeout_ms = 15000};
+    struct cli c = {.mds = getenv("SPLINE_MDS"), .timeout_ms = 30000};
     if (!c.mds || !c.mds[0])
         c.mds = "127.0.0.1:6700";
     int i = 1;
@@ -148,8 +149,7 @@ int main(int argc, char **argv)
     spl_log_set_level(SPL_LOG_ERROR); /* the RPC layer's reconnect chatter is not for users */
     struct spl_rpc_runtime_opts ro = {.io_threads = 1, .name = "cli"};
     if (spl_rpc_runtime_create(&ro, &c.rt) < 0 ||
-        spl_mdsc_open(c.rt, c.mds, c.timeout_ms < 5000 ? c.timeout_ms : 5000, c.timeout_ms,
-                      &c.mdsc) < 0) {
+        spl_mdsc_open(c.rt, c.mds, c.timeout_ms, c.timeout_ms, &c.mdsc) < 0) {
         fprintf(stderr, "spline: bad --mds '%s'\n", c.mds);
         return CLI_EUSAGE;
     }

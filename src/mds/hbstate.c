@@ -13,7 +13,7 @@
 #include "mds/hbstate.h"
 #include "mds/scheduler.h"
 
-#define HB_UPDATES_MAX 1024    /* epoch updates one heartbeat may carry */
+#define HB_WRITE_BATCH 256     /* updates the writer takes per turn of its loop */
 #define HB_CREATE_RESEND_NS (5ull * 1000000000ull)
 
 int spl_hbstate_new(struct spl_mdsd *d, struct spl_hbstate **out)
@@ -23,8 +23,28 @@ int spl_hbstate_new(struct spl_mdsd *d, struct spl_hbstate **out)
         return -ENOMEM;
     hb->d = d;
     pthread_mutex_init(&hb->lock, NULL);
+    pthread_cond_init(&hb->queue_cond, NULL);
     *out = hb;
     return 0;
+}
+
+static void *writer_main(void *arg);
+
+int spl_hbstate_start(struct spl_hbstate *hb)
+{
+    int rc = pthread_create(&hb->writer, NULL, writer_main, hb);
+    if (rc != 0)
+        return -rc;
+    hb->writer_running = true;
+    return 0;
+}
+
+uint32_t spl_hbstate_pending(struct spl_hbstate *hb)
+{
+    pthread_mutex_lock(&hb->lock);
+    uint32_t n = hb->queue_count;
+    pthread_mutex_unlock(&hb->lock);
+    return n;
 }
 
 static void free_css(struct hb_cs *css, uint32_t n)
@@ -38,8 +58,17 @@ void spl_hbstate_free(struct spl_hbstate *hb)
 {
     if (!hb)
         return;
+    if (hb->writer_running) {
+        pthread_mutex_lock(&hb->lock);
+        hb->writer_stop = true;
+        pthread_cond_broadcast(&hb->queue_cond);
+        pthread_mutex_unlock(&hb->lock);
+        pthread_join(hb->writer, NULL);
+    }
     free_css(hb->css, hb->cs_count);
     free(hb->sets);
+    free(hb->queue);
+    pthread_cond_destroy(&hb->queue_cond);
     pthread_mutex_destroy(&hb->lock);
     free(hb);
 }
@@ -230,6 +259,7 @@ int spl_hbstate_load(struct spl_hbstate *hb, spl_topo *t, bool keep_live)
     }
     free_css(hb->css, hb->cs_count);
     free(hb->sets);
+    hb->queue_count = 0; /* indexes of the old array; what matters is reported again */
     hb->css = css;
     hb->cs_count = hb->cs_cap = (uint32_t)n;
     hb->sets = sets;
@@ -293,10 +323,24 @@ static void peer_fill(struct spl_hbstate *hb, Spline__PeerAddr *p, uint32_t cs_i
     }
 }
 
+static int queue_push(struct spl_hbstate *hb, uint32_t set_idx)
+{
+    if (hb->queue_count == hb->queue_cap) {
+        uint32_t cap = hb->queue_cap ? hb->queue_cap * 2 : 1024;
+        uint32_t *n = realloc(hb->queue, cap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        hb->queue = n;
+        hb->queue_cap = cap;
+    }
+    hb->queue[hb->queue_count++] = set_idx;
+    pthread_cond_signal(&hb->queue_cond);
+    return 0;
+}
+
 /* apply_report_locked - one copyset report; may queue an epoch update or an order. */
 static void apply_report_locked(struct spl_hbstate *hb, struct hb_cs *c,
                                 const Spline__CopysetReport *r, uint64_t now,
-                                struct epoch_update *ups, uint32_t *up_count,
                                 struct order_mem *orders, uint32_t *order_count)
 {
     struct hb_set *s = spl_hbstate_set_locked(hb, r->id->logical_pool_id, r->id->copyset_id);
@@ -304,15 +348,16 @@ static void apply_report_locked(struct spl_hbstate *hb, struct hb_cs *c,
     if (s)
         s->scratch = hb->stamp;
     bool is_leader = r->leader && r->leader->chunkserver_id == c->id;
-    if (s && is_leader && r->epoch > s->epoch && r->n_peers <= SPL_REPLICAS_MAX &&
-        *up_count < HB_UPDATES_MAX) {
-        struct epoch_update *u = &ups[(*up_count)++];
-        u->expect_epoch = s->epoch;
-        u->rec = (struct spl_topo_copyset){.lpool_id = s->lpool_id, .id = s->id,
-                                           .member_count = (uint32_t)r->n_peers,
-                                           .epoch = r->epoch, .leader_hint = c->id};
-        for (size_t i = 0; i < r->n_peers; i++)
-            u->rec.members[i] = r->peers[i]->chunkserver_id;
+    if (s && is_leader && r->epoch > s->epoch && r->n_peers <= SPL_REPLICAS_MAX) {
+        if (r->epoch > s->pending_epoch) { /* the newest configuration wins */
+            s->pending_epoch = r->epoch;
+            s->pending_n = (uint32_t)r->n_peers;
+            for (size_t i = 0; i < r->n_peers; i++)
+                s->pending_members[i] = r->peers[i]->chunkserver_id;
+            s->pending_leader = c->id;
+            if (!s->queued && queue_push(hb, (uint32_t)(s - hb->sets)) == 0)
+                s->queued = true;
+        }
         s->term = r->term;
         return;
     }
@@ -407,6 +452,44 @@ static int add_cs(struct spl_hbstate *hb, uint32_t id)
     return 0;
 }
 
+/* The writer: take queued configurations (with the epoch they replace), write them. */
+static void *writer_main(void *arg)
+{
+    struct spl_hbstate *hb = arg;
+    struct epoch_update *ups = malloc(HB_WRITE_BATCH * sizeof *ups);
+    pthread_mutex_lock(&hb->lock);
+    while (ups && !hb->writer_stop) {
+        if (hb->queue_count == 0) {
+            pthread_cond_wait(&hb->queue_cond, &hb->lock);
+            continue;
+        }
+        uint32_t n = 0, take = hb->queue_count < HB_WRITE_BATCH ? hb->queue_count : HB_WRITE_BATCH;
+        for (uint32_t i = 0; i < take; i++) {
+            struct hb_set *s = &hb->sets[hb->queue[i]];
+            s->queued = false;
+            if (s->pending_epoch <= s->epoch)
+                continue;
+            struct epoch_update *u = &ups[n++];
+            u->expect_epoch = s->epoch;
+            u->rec = (struct spl_topo_copyset){.lpool_id = s->lpool_id, .id = s->id,
+                                               .member_count = s->pending_n,
+                                               .epoch = s->pending_epoch,
+                                               .leader_hint = s->pending_leader};
+            memcpy(u->rec.members, s->pending_members, sizeof u->rec.members);
+            s->pending_epoch = 0;
+        }
+        memmove(hb->queue, hb->queue + take, (hb->queue_count - take) * sizeof *hb->queue);
+        hb->queue_count -= take;
+        pthread_mutex_unlock(&hb->lock);
+        if (n && spl_ha_role(hb->d->ha) == SPL_MDSD_LEADER)
+            write_updates(hb, ups, n);
+        pthread_mutex_lock(&hb->lock);
+    }
+    pthread_mutex_unlock(&hb->lock);
+    free(ups);
+    return NULL;
+}
+
 static int check_request(const Spline__HeartbeatRequest *req)
 {
     if (req->chunkserver_id == 0)
@@ -448,14 +531,10 @@ int spl_hbstate_heartbeat(struct spl_hbstate *hb, const Spline__HeartbeatRequest
     if (rc < 0)
         return rc;
     uint64_t t0 = spl_mono_ns();
-    struct epoch_update *ups = malloc(HB_UPDATES_MAX * sizeof *ups);
     struct order_mem *om = calloc(SPL_MDSD_ORDERS_PER_HB_MAX, sizeof *om);
-    if (!ups || !om) {
-        free(ups);
-        free(om);
+    if (!om)
         return -ENOMEM;
-    }
-    uint32_t up_count = 0, order_count = 0;
+    uint32_t order_count = 0;
     pthread_mutex_lock(&hb->lock);
     struct hb_cs *c = spl_hbstate_cs_locked(hb, req->chunkserver_id);
     if (!c) {
@@ -482,16 +561,10 @@ int spl_hbstate_heartbeat(struct spl_hbstate *hb, const Spline__HeartbeatRequest
     c->reported_copysets = (uint32_t)req->n_copysets;
     hb->stamp++;
     for (size_t i = 0; i < req->n_copysets; i++)
-        apply_report_locked(hb, c, req->copysets[i], now, ups, &up_count, om, &order_count);
+        apply_report_locked(hb, c, req->copysets[i], now, om, &order_count);
     if (hb->index_dirty)
         spl_hbstate_reindex_locked(hb);
     find_missing_locked(hb, c, now);
-    pthread_mutex_unlock(&hb->lock);
-
-    if (up_count)
-        write_updates(hb, ups, up_count);
-
-    pthread_mutex_lock(&hb->lock);
     if (hb->index_dirty)
         spl_hbstate_reindex_locked(hb);
     Spline__CopysetOrder sched_orders[SPL_MDSD_ORDERS_PER_HB_MAX];
@@ -521,7 +594,6 @@ int spl_hbstate_heartbeat(struct spl_hbstate *hb, const Spline__HeartbeatRequest
     hb->hb_count++;
     hb->hb_ns_total += spl_mono_ns() - t0;
     pthread_mutex_unlock(&hb->lock);
-    free(ups);
     if (order_count == 0) {
         free(om);
         return 0;
@@ -538,7 +610,6 @@ int spl_hbstate_heartbeat(struct spl_hbstate *hb, const Spline__HeartbeatRequest
 
 out_unlock:
     pthread_mutex_unlock(&hb->lock);
-    free(ups);
     free(om);
     return rc;
 }

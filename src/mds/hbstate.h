@@ -72,6 +72,12 @@ struct hb_set {
     uint64_t scratch;          /* heartbeat stamp (hbstate.c internal) */
     uint32_t replicas_wanted;  /* of its logical pool */
     bool has_op;               /* scheduler scratch: an operator works on it */
+    /* a newer configuration reported by its leader, waiting to be written to etcd */
+    bool queued;
+    uint64_t pending_epoch;
+    uint32_t pending_members[SPL_REPLICAS_MAX];
+    uint32_t pending_n;
+    uint32_t pending_leader;
 };
 
 struct spl_hbstate {
@@ -88,10 +94,22 @@ struct spl_hbstate {
     uint64_t hb_ns_total;      /* time spent handling them */
     uint64_t epoch_updates;
     uint64_t last_register_ns; /* for the placement settle delay */
+    /* epoch updates waiting for the writer thread (indexes into sets) */
+    uint32_t *queue;
+    uint32_t queue_count, queue_cap;
+    pthread_cond_t queue_cond;
+    pthread_t writer;
+    bool writer_running, writer_stop;
 };
 
 int spl_hbstate_new(struct spl_mdsd *d, struct spl_hbstate **out);
 void spl_hbstate_free(struct spl_hbstate *hb);
+/* spl_hbstate_start - the writer thread: stores newer copyset configurations reported in
+ * heartbeats in etcd (one copyset at a time, oldest first), then in the view. Heartbeats
+ * only queue them, so a slow etcd never holds a heartbeat reply. */
+int spl_hbstate_start(struct spl_hbstate *hb);
+/* spl_hbstate_pending - configurations queued for etcd. */
+uint32_t spl_hbstate_pending(struct spl_hbstate *hb);
 
 /* spl_hbstate_load - rebuild the view from the topology model (at leadership start and
  * after placement); keeps the liveness of chunkservers already known when keep_live. */

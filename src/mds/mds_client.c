@@ -42,7 +42,8 @@ static const struct spl_rpc_method topo_methods[] = {
     M("ListChunkservers", list_topology_request, list_chunkservers_response),
 };
 const struct spl_rpc_service spl_mdsc_topology_service = {
-    SPL_RPC_SERVICE_TOPOLOGY, "topology", topo_methods, sizeof topo_methods / sizeof topo_methods[0]};
+    SPL_RPC_SERVICE_TOPOLOGY, "topology", topo_methods,
+    sizeof topo_methods / sizeof topo_methods[0]};
 
 static const struct spl_rpc_method hb_methods[] = {
     M("Heartbeat", heartbeat_request, heartbeat_response),

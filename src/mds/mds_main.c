@@ -198,6 +198,7 @@ int main(int argc, char **argv)
     if ((rc = open_etcd(&d)) < 0 ||
         (rc = spl_workq_start((uint32_t)d.cfg.workers, "mds-wk", &d.wq)) < 0 ||
         (rc = spl_hbstate_new(&d, &d.hb)) < 0 || (rc = spl_sched_new(&d, &d.sched)) < 0 ||
+        (rc = spl_hbstate_start(d.hb)) < 0 ||
         (rc = spl_ha_new(&d, on_lead, on_step_down, &d.ha)) < 0 || (rc = start_rpc(&d)) < 0 ||
         (rc = start_http(&d)) < 0 || (rc = spl_sched_start(d.sched)) < 0 ||
         (rc = spl_ha_run(d.ha)) < 0) {
@@ -208,14 +209,14 @@ int main(int argc, char **argv)
 
     LOG_INFO("mds", "stopping");
     atomic_store(&d.stopping, true);
-    spl_ha_stop(d.ha); /* resigns: a standby takes over at once */
-    spl_sched_stop(d.sched);
     spl_rpc_server_destroy(d.srv);
     spl_workq_stop(d.wq);
+    spl_sched_stop(d.sched);
     spl_http_server_free(d.http);
+    spl_hbstate_free(d.hb); /* joins the etcd writer, which asks d.ha */
+    spl_ha_stop(d.ha);      /* resigns: a standby takes over at once */
     spl_sched_free(d.sched); /* closes its channels */
     spl_rpc_runtime_destroy(d.rt);
-    spl_hbstate_free(d.hb);
     spl_ns_close(d.ns);
     spl_topo_close(d.topo);
     spl_etcd_close(d.etcd_ha);

@@ -220,6 +220,8 @@ int spl_mdsd_status_json(struct json_object *o, void *arg)
     json_object_object_add(c, "heartbeats", json_object_new_int64((int64_t)s.hb_count));
     json_object_object_add(c, "heartbeat_ns_total", json_object_new_int64((int64_t)s.hb_ns_total));
     json_object_object_add(c, "epoch_updates", json_object_new_int64((int64_t)s.epoch_updates));
+    json_object_object_add(c, "epoch_updates_pending",
+                           json_object_new_int64(spl_hbstate_pending(d->hb)));
     json_object_object_add(o, "cluster", c);
     return 0;
 }

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "base/config.h"
@@ -436,8 +437,12 @@ static int parse_listen(struct simcs *s)
         return SPL_ECONFIG;
     memcpy(s->host, s->cfg.listen, (size_t)(colon - s->cfg.listen));
     s->host[colon - s->cfg.listen] = '\0';
-    s->port = (uint16_t)atoi(colon + 1);
-    return s->port ? 0 : SPL_ECONFIG;
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (*end || port == 0 || port > 65535)
+        return SPL_ECONFIG;
+    s->port = (uint16_t)port;
+    return 0;
 }
 
 static int start(struct simcs *s)

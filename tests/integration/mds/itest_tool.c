@@ -150,9 +150,9 @@ static int proxy(int lport, int tport, const char *control)
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "freeport") == 0)
-        return freeport(argc > 2 ? atoi(argv[2]) : 1);
+        return freeport(argc > 2 ? (int)strtol(argv[2], NULL, 10) : 1);
     if (argc == 5 && strcmp(argv[1], "proxy") == 0)
-        return proxy(atoi(argv[2]), atoi(argv[3]), argv[4]);
+        return proxy((int)strtol(argv[2], NULL, 10), (int)strtol(argv[3], NULL, 10), argv[4]);
     fprintf(stderr, "usage: itest_tool freeport [N] | proxy LISTEN TARGET CONTROL_FILE\n");
     return 2;
 }
