@@ -377,6 +377,18 @@ static int seg_release(struct spl_raftlog *g, uint32_t i)
     return rc;
 }
 
+/* A fresh nonce: random (OS-seeded), mixed with what distinguishes this take even when the
+ * generator is deterministic (nonce_seed): seq, first index and the pool file. */
+static uint64_t seg_nonce(struct spl_raftlog *g, uint64_t id)
+{
+    uint64_t x = spl_rand_u64(&g->rand) ^ (g->next_seq * 0x9e3779b97f4a7c15ull) ^
+                 ((g->last_index + 1) * 0xbf58476d1ce4e5b9ull) ^ (id * 0x94d049bb133111ebull);
+    x ^= x >> 31;
+    x *= 0xd6e8feb86659fd93ull;
+    x ^= x >> 32;
+    return x | 1;
+}
+
 /* Start a new tail segment from reserved pool file id. */
 static int seg_roll(struct spl_raftlog *g, uint64_t id)
 {
@@ -396,7 +408,7 @@ static int seg_roll(struct spl_raftlog *g, uint64_t id)
     s->hdr = (struct spl_raftlog_seg_header){
         .group_id = g->group_id,
         .seq = g->next_seq,
-        .nonce = spl_rand_u64(&g->rand) | 1,
+        .nonce = seg_nonce(g, id),
         .first_index = g->last_index + 1,
         .gen = 0,
         .segment_size = g->env->cfg.segment_size,
