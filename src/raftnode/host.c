@@ -646,6 +646,9 @@ static int log_open(struct spl_raftnode_host *h, struct spl__rn_group *g,
     }
     struct spl_raftlog_hardstate hs;
     spl_raftlog_hardstate(g->log, &hs);
+    g->hs_term = hs.term;
+    g->hs_vote = hs.vote;
+    g->commit_seen = g->commit_noted = hs.commit;
     struct spl_raftlog_snapmeta cur;
     rc = spl_raftlog_snapmeta(g->log, &cur);
     if (rc != 0)
@@ -1011,6 +1014,11 @@ void spl_raftnode_stats(spl_raftnode_host *h, struct spl_raftnode_stats *out)
     out->proposals = atomic_load(&h->st_proposals);
     out->ticks = atomic_load(&h->st_ticks);
     out->getfile_bytes_served = atomic_load(&h->st_getfile_bytes);
+    struct spl_raftlog_env_stats es;
+    spl_raftlog_env_stats(h->env, &es);
+    out->log_appends = es.appends;
+    out->log_syncs = es.syncs;
+    out->log_sync_rounds = es.sync_rounds;
 }
 
 void spl_raftnode_commit_latency(spl_raftnode_host *h, struct spl_histogram_snapshot *out)

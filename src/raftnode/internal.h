@@ -350,6 +350,9 @@ struct spl__rn_group {
     struct spl__rn_event ev_snap_saved;
     uint8_t role;
     uint64_t term, leader;
+    uint64_t hs_term, hs_vote;  /* what the log has durably (or in flight) */
+    uint64_t commit_seen;       /* the latest commit of a ready: persisted lazily */
+    uint64_t commit_noted;      /* the latest given to spl_raftlog_set_commit / append */
     uint64_t snap_from;         /* sender of the last SNAPSHOT message stepped */
     uint64_t read_batch_ctx;    /* reads of this pass share one read-index round */
     uint64_t read_seq;

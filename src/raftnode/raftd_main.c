@@ -96,7 +96,7 @@ static const struct spl_config_key raftd_keys[] = {
          log_segment_size, "raft log segment (pool file) size"),
     INT("log_pool_files", "0", 0, 1 << 20, log_pool_files,
         "segment files formatted in walpool/ at start (0: 2 per group + 8)"),
-    INT("log_sync_threads", "2", 1, SPL_RAFTLOG_SYNC_THREADS_MAX, log_sync_threads,
+    INT("log_sync_threads", "8", 1, SPL_RAFTLOG_SYNC_THREADS_MAX, log_sync_threads,
         "raft log sync threads"),
     BOOL("log_syncfs", "off", log_syncfs, "sync the log with one syncfs per round"),
     INT("snapshot_interval", "0", 0, INT64_MAX, snapshot_interval,
@@ -347,6 +347,7 @@ static void fill_status(struct raftd *d, const struct spl_raftnode_group_status 
     out->catchup_index = st->catchup_index;
     out->installs = st->installs;
     out->install_bytes = st->install_bytes;
+    out->install_ms = st->install_ns / 1000000;
     if (digest) {
         struct spl_kvfsm *kv = kv_of(d, st->group);
         out->digest = kv ? spl_kvfsm_digest(kv, NULL) : 0;
@@ -411,6 +412,9 @@ static void admin_stats(struct raftd *d, spl_rpc_call *call)
     resp.heartbeats_sent = st.heartbeats_sent;
     resp.ticks = st.ticks;
     resp.proposals = st.proposals;
+    resp.log_syncs = st.log_syncs;
+    resp.log_sync_rounds = st.log_sync_rounds;
+    resp.log_appends = st.log_appends;
     spl_rpc_reply(call, &resp.base, NULL);
 }
 

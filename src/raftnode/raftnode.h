@@ -254,6 +254,7 @@ struct spl_raftnode_stats {
     uint64_t proposals, proposals_failed;
     uint64_t ticks;                     /* worker tick passes */
     uint64_t getfile_bytes_served;
+    uint64_t log_appends, log_syncs, log_sync_rounds; /* the raft log env's (group commit) */
 };
 
 void spl_raftnode_stats(spl_raftnode_host *h, struct spl_raftnode_stats *out);

@@ -132,15 +132,19 @@ static void persist_cb(struct spl_raftlog_req *req, int status)
 }
 
 /* Step 1 of the ready. Returns true when it is done (nothing to sync), false when an
- * append is in flight (the group resumes on SPL__RN_EV_PERSISTED). */
+ * append is in flight (the group resumes on SPL__RN_EV_PERSISTED). Term and vote go with
+ * the append (durable before any message that depends on them); the commit index is a
+ * hint (raft.h) noted lazily, once per slow tick (note_commit), so that a sync of entries
+ * does not also sync the hard state file each time. */
 static bool ready_persist(struct spl__rn_worker *w, struct spl__rn_group *g)
 {
     const struct spl_raft_ready *rd = &g->rd;
-    if (rd->entry_count == 0 && !(rd->has_hard_state && rd->must_sync)) {
-        if (rd->has_hard_state)
-            spl_raftlog_set_commit(g->log, rd->hard_state.commit);
+    const struct spl_raft_hard_state *hs = rd->has_hard_state ? &rd->hard_state : NULL;
+    bool vote = hs && (hs->term != g->hs_term || hs->vote != g->hs_vote);
+    if (hs && hs->commit > g->commit_seen)
+        g->commit_seen = hs->commit;
+    if (rd->entry_count == 0 && !vote)
         return true;
-    }
     ASSERT(rd->entry_count <= SPL_RAFTLOG_APPEND_ENTRIES_MAX);
     for (uint32_t i = 0; i < rd->entry_count; i++) {
         w->log_entries[i].term = rd->entries[i].term;
@@ -148,17 +152,36 @@ static bool ready_persist(struct spl__rn_worker *w, struct spl__rn_group *g)
         w->log_entries[i].type = rd->entries[i].type;
         w->log_entries[i].data = rd->entries[i].data; /* shallow: append copies the bytes */
     }
-    struct spl_raftlog_hardstate hs = {rd->hard_state.term, rd->hard_state.vote,
-                                       rd->hard_state.commit};
+    struct spl_raftlog_hardstate lhs = {0};
+    if (vote) {
+        lhs.term = hs->term;
+        lhs.vote = hs->vote;
+        lhs.commit = g->commit_noted;
+        g->hs_term = hs->term;
+        g->hs_vote = hs->vote;
+    }
     g->log_req.data = g;
-    int rc = spl_raftlog_append(g->log, w->log_entries, rd->entry_count,
-                                rd->has_hard_state ? &hs : NULL, &g->log_req, persist_cb);
+    int rc = spl_raftlog_append(g->log, w->log_entries, rd->entry_count, vote ? &lhs : NULL,
+                                &g->log_req, persist_cb);
     /* A log that cannot persist must not ack anything (RAFT-INVARIANTS 24): stop here;
      * a restart recovers what was durable. */
     ASSERTF(rc == 0, "group %llu: raft log append failed: %s", (unsigned long long)g->id,
             spl_strerror(rc));
     g->rd_persisting = true;
     return false;
+}
+
+/* Hand the latest commit index to the log, to be written with its next sync. Never above
+ * the last entry the log holds (a durable commit must not point past the durable log). */
+static void note_commit(struct spl__rn_group *g)
+{
+    uint64_t c = g->commit_seen, last = spl_raftlog_last_index(g->log);
+    if (c > last)
+        c = last;
+    if (c > g->commit_noted && !g->rd_persisting) {
+        spl_raftlog_set_commit(g->log, c);
+        g->commit_noted = c;
+    }
 }
 
 static void send_msgs(struct spl__rn_worker *w, struct spl__rn_group *g,
@@ -613,6 +636,7 @@ static void tick_group(struct spl__rn_group *g, uint64_t now, bool slow)
         spl__rn_req_complete(g, t, SPL_ERAFTNODE_TIMEDOUT);
     }
     if (slow) {
+        note_commit(g);
         struct spl_raft_status st;
         spl_raft_get_status(g->raft, &st);
         spl__rn_holds_tick(g, &st);

@@ -142,7 +142,7 @@ void rc_cluster_destroy(struct rc_cluster *c)
     memset(c, 0, sizeof(*c));
 }
 
-static spl_rpc_channel *chan(struct rc_cluster *c, int i)
+spl_rpc_channel *rc_channel(struct rc_cluster *c, int i)
 {
     struct rc_node *nd = &c->nodes[i];
     if (!nd->ch) {
@@ -258,10 +258,10 @@ int rc_node_index(const struct rc_cluster *c, uint64_t id)
 int rc_admin(struct rc_cluster *c, int i, const Spline__RaftAdminRequest *req,
              Spline__RaftAdminResponse **resp)
 {
-    spl_rpc_channel *ch = chan(c, i);
+    spl_rpc_channel *ch = rc_channel(c, i);
     if (!ch)
         return -ENOMEM;
-    struct spl_rpc_call_opts o = {.timeout_ms = 10000};
+    struct spl_rpc_call_opts o = {.timeout_ms = 10000, .wait_for_ready = true};
     ProtobufCMessage *r = NULL;
     int rc = spl_rpc_call_sync(ch, &rc_service, 1, &req->base, NULL, &o, &r, NULL, NULL);
     *resp = (Spline__RaftAdminResponse *)r;
@@ -350,7 +350,7 @@ static int kv_call(struct rc_cluster *c, const Spline__RaftKvRequest *req,
         struct spl_rpc_error_info err;
         struct spl_rpc_call_opts o = {.timeout_ms = 5000};
         ProtobufCMessage *r = NULL;
-        spl_rpc_channel *ch = chan(c, hint);
+        spl_rpc_channel *ch = rc_channel(c, hint);
         rc = ch ? spl_rpc_call_sync(ch, &rc_service, 0, &req->base, &a, &o, &r, resp_att, &err)
                 : -ENOMEM;
         spl_iobuf_reset(&a);

@@ -81,6 +81,11 @@ int rc_get(struct rc_cluster *c, uint64_t group, const char *key, void *buf, siz
 /* rc_wait_applied - wait until every live node applied >= index in group. */
 int rc_wait_applied(struct rc_cluster *c, uint64_t group, uint64_t index, uint32_t timeout_ms);
 
+/* The raftd client service table (Kv = method 0, Admin = method 1) and node i's channel,
+ * for callers that issue their own (async) calls. */
+extern const struct spl_rpc_service rc_service;
+spl_rpc_channel *rc_channel(struct rc_cluster *c, int i);
+
 /* Monotonic milliseconds. */
 uint64_t rc_now_ms(void);
 
