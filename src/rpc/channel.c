@@ -101,6 +101,9 @@ struct spl_rpc_channel {
     uint32_t pool_count;
 
     /* IO thread */
+    struct spl_rpc_ccall *io_pool, *io_pool_tail; /* finished calls, handed to `pool` the
+                                                   * next time the IO thread holds mu */
+    uint32_t io_pool_count;
     uv_timer_t deadline_timer;
     uv_timer_t retry_timer;       /* connect timeout (CONNECTING), backoff (BACKOFF) */
     struct spl__rpc_task kick;
@@ -241,17 +244,31 @@ static void spl_rpc_list_push(struct spl_rpc_ccall **head, struct spl_rpc_ccall 
 
 /* ---- completion (IO thread, no lock) ---- */
 
+/* IO thread: keep c for reuse without taking mu; spl_rpc_ch_splice_pool hands the batch
+ * to `pool` under the lock the IO thread takes anyway for the next reply. */
 static void spl_rpc_ch_recycle(struct spl_rpc_channel *ch, struct spl_rpc_ccall *c)
 {
-    pthread_mutex_lock(&ch->mu);
-    if (ch->pool_count < SPL__RPC_CALL_POOL_MAX) {
-        c->next = ch->pool;
-        ch->pool = c;
-        ch->pool_count++;
-        c = NULL;
+    if (ch->io_pool_count >= SPL__RPC_CALL_POOL_MAX) {
+        free(c);
+        return;
     }
-    pthread_mutex_unlock(&ch->mu);
-    free(c);
+    c->next = ch->io_pool;
+    ch->io_pool = c;
+    if (ch->io_pool_tail == NULL)
+        ch->io_pool_tail = c;
+    ch->io_pool_count++;
+}
+
+/* IO thread, under ch->mu: move the recycled calls to `pool` (where callers allocate). */
+static void spl_rpc_ch_splice_pool(struct spl_rpc_channel *ch)
+{
+    if (ch->io_pool == NULL || ch->pool_count >= SPL__RPC_CALL_POOL_MAX)
+        return;
+    ch->io_pool_tail->next = ch->pool;
+    ch->pool = ch->io_pool;
+    ch->pool_count += ch->io_pool_count;
+    ch->io_pool = ch->io_pool_tail = NULL;
+    ch->io_pool_count = 0;
 }
 
 static void spl_rpc_ch_complete(struct spl_rpc_channel *ch, struct spl_rpc_ccall *c, int status,
@@ -266,7 +283,7 @@ static void spl_rpc_ch_complete(struct spl_rpc_channel *ch, struct spl_rpc_ccall
         .call_id = c->id,
     };
     spl_iobuf_init(&r.attachment);
-    if (attachment != NULL)
+    if (attachment != NULL && attachment->slice_count != 0)
         spl_iobuf_move(&r.attachment, attachment);
     if (c->parked_out != NULL) {
         spl__rpc_out_free(c->parked_out);
@@ -280,7 +297,7 @@ static void spl_rpc_ch_complete(struct spl_rpc_channel *ch, struct spl_rpc_ccall
     c->done_cb(&r, c->ctx);
     if (r.resp != NULL)
         protobuf_c_message_free_unpacked(r.resp, NULL);
-    spl_iobuf_reset(&r.attachment);
+    spl__rpc_iobuf_clear(&r.attachment);
     spl_rpc_ch_recycle(ch, c);
 }
 
@@ -555,6 +572,7 @@ static void spl_rpc_ch_on_frame(struct spl__rpc_conn *c, struct spl_rpc_frame *f
         return;
     }
     pthread_mutex_lock(&ch->mu);
+    spl_rpc_ch_splice_pool(ch);
     struct spl_rpc_ccall *call = spl_rpc_ch_lookup(ch, h->request_id);
     if (call != NULL)
         spl_rpc_ch_remove(ch, call);
@@ -745,6 +763,11 @@ void spl_rpc_channel_close(spl_rpc_channel *ch)
     while (ch->pool != NULL) {
         struct spl_rpc_ccall *c = ch->pool;
         ch->pool = c->next;
+        free(c);
+    }
+    while (ch->io_pool != NULL) {
+        struct spl_rpc_ccall *c = ch->io_pool;
+        ch->io_pool = c->next;
         free(c);
     }
     free(ch->slots);

@@ -111,7 +111,7 @@ void spl__rpc_out_free(struct spl__rpc_out *o)
 {
     if (o->meta != o->meta_inline)
         free(o->meta);
-    spl_iobuf_reset(&o->attach);
+    spl__rpc_iobuf_clear(&o->attach);
     struct spl__rpc_loop *loop = spl__rpc_tls_loop;
     if (loop != NULL && loop->free_out_count < SPL__RPC_FREE_LIST_MAX) {
         o->next = loop->free_outs;

@@ -82,10 +82,18 @@ void spl_rpc_frame_init(struct spl_rpc_frame *f)
     spl_iobuf_init(&f->attachment);
 }
 
+/* Reset only what holds something: most frames leave one of the two empty (moved out or
+ * never filled), and a reset costs a call and a (debug) whole-buffer check. */
+static inline void spl_rpc_iobuf_clear(struct spl_iobuf *b)
+{
+    if (b->slice_count != 0 || b->heap != NULL)
+        spl_iobuf_reset(b);
+}
+
 void spl_rpc_frame_reset(struct spl_rpc_frame *f)
 {
-    spl_iobuf_reset(&f->meta);
-    spl_iobuf_reset(&f->attachment);
+    spl_rpc_iobuf_clear(&f->meta);
+    spl_rpc_iobuf_clear(&f->attachment);
 }
 
 static int spl_rpc_parser_fail(struct spl_rpc_parser *p, int err)
@@ -100,7 +108,7 @@ static int spl_rpc_parser_header(struct spl_rpc_parser *p, struct spl_iobuf *in)
 {
     uint8_t scratch[SPL_RPC_HEADER_SIZE];
     uint64_t have = spl_iobuf_len(in);
-    if (have >= 4) {
+    if (have >= 4 && have < SPL_RPC_HEADER_SIZE) { /* early verdict on a partial header */
         const uint8_t *m = spl_iobuf_peek(in, 0, 4, scratch);
         if (spl_rpc_get_le32(m) != SPL_RPC_MAGIC)
             return spl_rpc_parser_fail(p, SPL_ERPC_BADFRAME);

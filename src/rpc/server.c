@@ -143,7 +143,7 @@ static void spl_rpc_call_free(struct spl_rpc_call *call)
 {
     if (call->req != NULL)
         protobuf_c_message_free_unpacked(call->req, &call->alloc);
-    spl_iobuf_reset(&call->attachment);
+    spl__rpc_iobuf_clear(&call->attachment);
     spl_rpc_runtime *rt = call->rt;
     spl__rpc_conn_unref(call->conn);
     spl_rpc_call_release(call);
