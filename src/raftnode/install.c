@@ -269,6 +269,7 @@ int spl__rn_install_finish(struct spl__rn_group *g)
     g->pub.install_bytes = g->install_bytes;
     g->pub.install_ns = g->install_ns;
     g->pub.installing = false;
+    g->pub.snapshot_index = index;
     pthread_mutex_unlock(&g->mu);
     spl__rn_apply_reset(g, index);
     g->snap_index = index;

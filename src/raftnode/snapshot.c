@@ -181,6 +181,9 @@ static int snap_record(struct spl__rn_group *g, struct spl__rn_snapjob *job)
     if (rc != 0)
         return rc;
     g->snap_index = job->index;
+    pthread_mutex_lock(&g->mu);
+    g->pub.snapshot_index = job->index;
+    pthread_mutex_unlock(&g->mu);
     uint64_t floor = job->index > h->opts.snapshot_keep ? job->index - h->opts.snapshot_keep : 0;
     uint64_t hold = spl__rn_hold_floor(g);
     if (hold < floor)
