@@ -338,6 +338,64 @@ static int queue_push(struct spl_hbstate *hb, uint32_t set_idx)
     return 0;
 }
 
+/* move_leader - the known leader of s becomes new_leader; leader counts follow. */
+static void move_leader(struct spl_hbstate *hb, struct hb_set *s, uint32_t new_leader)
+{
+    struct hb_cs *o = s->leader && spl_hbstate_is_member(s, s->leader)
+                          ? spl_hbstate_cs_locked(hb, s->leader) : NULL;
+    struct hb_cs *n = new_leader && spl_hbstate_is_member(s, new_leader)
+                          ? spl_hbstate_cs_locked(hb, new_leader) : NULL;
+    if (o && o->leader_count)
+        o->leader_count--;
+    if (n)
+        n->leader_count++;
+    s->leader = new_leader;
+}
+
+static void cs_index_remove(struct hb_cs *c, uint32_t set_idx)
+{
+    for (uint32_t i = 0; i < c->set_count; i++)
+        if (c->sets[i] == set_idx) {
+            c->sets[i] = c->sets[--c->set_count];
+            return;
+        }
+}
+
+/* change_members - s's members become r's; the per-chunkserver indexes follow (the
+ * leader is dropped first: the caller sets the new one). */
+static void change_members(struct spl_hbstate *hb, struct hb_set *s,
+                           const struct spl_topo_copyset *r)
+{
+    uint32_t idx = (uint32_t)(s - hb->sets);
+    move_leader(hb, s, 0);
+    for (uint32_t i = 0; i < s->member_count; i++) {
+        bool stays = false;
+        for (uint32_t j = 0; j < r->member_count; j++)
+            stays |= r->members[j] == s->members[i];
+        struct hb_cs *c = stays ? NULL : spl_hbstate_cs_locked(hb, s->members[i]);
+        if (c)
+            cs_index_remove(c, idx);
+    }
+    for (uint32_t j = 0; j < r->member_count; j++) {
+        struct hb_cs *c = spl_hbstate_is_member(s, r->members[j])
+                              ? NULL : spl_hbstate_cs_locked(hb, r->members[j]);
+        if (c && cs_index_add(c, idx) < 0)
+            hb->index_dirty = true; /* rebuild later */
+    }
+    s->member_count = r->member_count;
+    memcpy(s->members, r->members, sizeof s->members);
+}
+
+static bool same_members(const struct hb_set *s, const struct spl_topo_copyset *r)
+{
+    if (s->member_count != r->member_count)
+        return false;
+    for (uint32_t i = 0; i < r->member_count; i++)
+        if (!spl_hbstate_is_member(s, r->members[i]))
+            return false;
+    return true;
+}
+
 /* apply_report_locked - one copyset report; may queue an epoch update or an order. */
 static void apply_report_locked(struct spl_hbstate *hb, struct hb_cs *c,
                                 const Spline__CopysetReport *r, uint64_t now,
@@ -363,8 +421,7 @@ static void apply_report_locked(struct spl_hbstate *hb, struct hb_cs *c,
     }
     if (s && is_leader && r->epoch == s->epoch) {
         if (s->leader != c->id)
-            hb->index_dirty = true; /* leader counts */
-        s->leader = c->id;
+            move_leader(hb, s, c->id);
         s->term = r->term;
         s->leader_report_ns = now;
         return;
@@ -412,11 +469,10 @@ static void write_updates(struct spl_hbstate *hb, struct epoch_update *ups, uint
         struct hb_set *s = spl_hbstate_set_locked(hb, u->rec.lpool_id, u->rec.id);
         if (s && u->rec.epoch > s->epoch) {
             s->epoch = u->rec.epoch;
-            s->member_count = u->rec.member_count;
-            memcpy(s->members, u->rec.members, sizeof s->members);
-            s->leader = u->rec.leader_hint;
+            if (!same_members(s, &u->rec))
+                change_members(hb, s, &u->rec);
+            move_leader(hb, s, u->rec.leader_hint);
             s->leader_report_ns = spl_mono_ns();
-            hb->index_dirty = true;
             hb->epoch_updates++;
         }
         pthread_mutex_unlock(&hb->lock);

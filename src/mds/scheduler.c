@@ -476,9 +476,23 @@ static bool set_actionable(struct spl_hbstate *hb, const struct hb_set *set, uin
            spl_hbstate_is_member(set, set->leader) && live_ok(hb, set->leader, now);
 }
 
+/* capacity - operators the online chunkservers can still take this round. */
+static uint64_t capacity(struct spl_sched *s, struct spl_hbstate *hb, uint64_t now)
+{
+    uint64_t cap = 0;
+    for (uint32_t i = 0; i < hb->cs_count; i++) {
+        const struct hb_cs *c = &hb->css[i];
+        if (!c->retired && spl_hbstate_live_locked(hb, c, now) == SPL_CS_LIVE_ONLINE &&
+            c->op_load < (uint32_t)s->d->cfg.ops_per_cs_max)
+            cap += (uint32_t)s->d->cfg.ops_per_cs_max - c->op_load;
+    }
+    return cap;
+}
+
 static void schedule_recover(struct spl_sched *s, struct spl_hbstate *hb, uint64_t now)
 {
-    for (uint32_t i = 0; i < hb->set_count; i++) {
+    uint64_t cap = capacity(s, hb, now);
+    for (uint32_t i = 0; i < hb->set_count && cap > 0; i++) {
         struct hb_set *set = &hb->sets[i];
         if (set->has_op)
             continue;
@@ -498,6 +512,7 @@ static void schedule_recover(struct spl_sched *s, struct spl_hbstate *hb, uint64
             return;
         t->op_load++;
         t->plan_sets++;
+        cap--;
     }
 }
 

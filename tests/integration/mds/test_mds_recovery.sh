@@ -3,12 +3,13 @@
 # balance with 18 simulated chunkservers (3 zones x 3 servers x 2) over the real RPC
 # layer: all get created and come online; leaders balance to max - min <= 1; one
 # chunkserver stops -> offline -> recover operators move its copysets to chunkservers of
-# its zone (zone rule kept) and cluster status shows the progress to completion.
+# its zone (zone rule kept) and cluster status shows the progress to completion; it comes
+# back: stale replicas removed, copyset balance refills it; MDS failover keeps the view.
 BIN=$1
 source "$(dirname "$0")/lib.sh"
 
 SCHED=(--offline_timeout=3s --unstable_timeout=1s --remove_grace=4s --sched_period=100ms
-       --recover_period=200ms --leader_balance_period=300ms --copyset_balance=off
+       --recover_period=200ms --leader_balance_period=300ms --copyset_balance_period=500ms
        --operators_per_chunkserver=2 --place_settle=1s --operator_timeout=10s)
 start_etcd
 start_mds m1 "$ETCD_EP" "${SCHED[@]}"
@@ -83,6 +84,22 @@ ok "recovery of $had copysets finished in $(( $(now_ms) - t0 )) ms; all $total c
 ok "zone rule kept (simulated groups: no two members in one zone)"
 wait_for 60 "leader balance after recovery" lb_ok
 ok "leaders balanced again: $(st leaders_min)..$(st leaders_max)"
+
+# the chunkserver comes back: its stale replicas are removed (REMOVE_REPLICA), then copyset
+# balance moves copysets of its zone back to it
+curl -sf "$SIMHTTP/revive?cs=$victim" >/dev/null || fail "revive $victim"
+zone=$(cli chunkserver list | awk -v v="$victim" '$1 == v {print $3}')
+zone_balanced() {
+    $CLI_BIN chunkserver list | awk -v z="$zone" 'NR > 1 && $3 == z && $6 == "online" {
+        n++; if (min == "" || $7 < min) min = $7; if ($7 > max) max = $7 }
+        END { exit !(n == 6 && max - min <= 1) }'
+}
+wait_for 60 "stale replicas on $victim removed" bash -c "[ \"\$(curl -s $SIMHTTP/status | jq .stale_replicas)\" = 0 ]"
+wait_for 90 "copyset balance in zone $zone (max - min <= 1)" zone_balanced
+wait_for 30 "all copysets healthy after balancing" \
+    bash -c "[ \"\$($CLI_BIN --json cluster status | jq .copysets_healthy)\" = $total ]"
+[ "$(sim zone_violations)" = 0 ] || fail "zone rule broken by balancing"
+ok "revived $victim: stale replicas removed ($(sim replicas_removed)), zone $zone rebalanced: $(cli chunkserver list | awk -v z="$zone" 'NR > 1 && $3 == z {printf "%s ", $7}')"
 
 # MDS failover keeps the view: the new leader rebuilds it from etcd and heartbeats
 L=$(leader_of m1 m2)
