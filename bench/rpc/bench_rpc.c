@@ -552,10 +552,14 @@ static double rpc_qdn(struct rpc *b, int qd, double seconds, uint64_t limit)
     return (double)rpc_qdn_completed / dt;
 }
 
+static uint32_t bench_busy_poll_us; /* --busy-poll US: spl_rpc_runtime_opts.busy_poll_us */
+
 static void rpc_start(struct rpc *b)
 {
-    struct spl_rpc_runtime_opts so = {.io_threads = 1, .name = "bsrv"};
-    struct spl_rpc_runtime_opts co = {.io_threads = 1, .name = "bcli"};
+    struct spl_rpc_runtime_opts so = {.io_threads = 1, .name = "bsrv",
+                                      .busy_poll_us = bench_busy_poll_us};
+    struct spl_rpc_runtime_opts co = {.io_threads = 1, .name = "bcli",
+                                      .busy_poll_us = bench_busy_poll_us};
     if (spl_rpc_runtime_create(&so, &b->srt) || spl_rpc_runtime_create(&co, &b->crt) ||
         spl_rpc_server_create(b->srt, NULL, &b->srv) ||
         spl_rpc_server_add_service(b->srv, &bench_service, NULL) ||
@@ -611,6 +615,8 @@ int main(int argc, char **argv)
             qdn_seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--qd"))
             qd = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--busy-poll"))
+            bench_busy_poll_us = (uint32_t)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--qd64-calls"))
             qdn_calls = strtoull(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--only"))

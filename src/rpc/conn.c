@@ -524,6 +524,7 @@ static int spl_rpc_conn_read_once(struct spl__rpc_conn *c, bool *drained)
         ssize_t n = read(c->fd, ptr, avail);
         if (n > 0) {
             spl_iobuf_commit(&c->rbuf, (size_t)n);
+            c->loop->traffic = true;
             *drained = (size_t)n < avail;
             return (int)n;
         }

@@ -112,7 +112,13 @@ struct spl_rpc_runtime_opts {
     uint32_t io_threads; /* 0: default (1); at most SPL_RPC_IO_THREADS_MAX */
     const char *name;    /* thread name prefix, e.g. "cs-rpc"; NULL: "rpc" */
     struct spl_metrics *metrics; /* where spline_rpc_* go; NULL: spl_metrics_global() */
+    uint32_t busy_poll_us; /* after an event loop iteration that read data, keep polling
+                            * (non-blocking) for this long before sleeping in epoll_wait,
+                            * to catch the next request or reply without a wake-up; 0: off
+                            * (the default: see docs/rpc.md for the measurement). At most
+                            * SPL_RPC_BUSY_POLL_US_MAX. */
 };
+#define SPL_RPC_BUSY_POLL_US_MAX 1000
 
 /* spl_rpc_runtime_create - start the IO threads. opts may be NULL (defaults).
  * Returns 0 and *out, -EINVAL on bad opts, -ENOMEM, or a negated errno from thread or

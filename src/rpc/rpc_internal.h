@@ -43,6 +43,7 @@ struct spl__rpc_loop {
     struct spl__rpc_conn *dirty; /* IO thread only: connections with frames to flush */
     /* IO thread only: */
     uint64_t now_ns;             /* monotonic time at the start of the current event */
+    bool traffic;                /* a read returned data since the flag was cleared */
     struct spl__rpc_out *free_outs;  /* recycled outgoing frames */
     uint32_t free_out_count;
     void *free_calls;                /* recycled server call objects (singly linked) */
@@ -67,6 +68,7 @@ struct spl_rpc_runtime {
     struct spl__rpc_stats_table *stats;
     atomic_long objects;      /* servers and channels alive */
     atomic_long server_calls; /* server calls not yet replied */
+    uint64_t busy_poll_ns;    /* spl_rpc_runtime_opts.busy_poll_us */
     char name[16];
     struct spl__rpc_loop loops[];
 };

@@ -111,6 +111,37 @@ void spl__rpc_loop_run_sync(struct spl__rpc_loop *loop, void (*fn)(void *arg), v
 static void spl_rpc_loop_on_check(uv_check_t *h) { spl__rpc_loop_flush_dirty(h->data); }
 static void spl_rpc_loop_on_prepare(uv_prepare_t *h) { spl__rpc_loop_flush_dirty(h->data); }
 
+/* Run the loop. With busy polling, an iteration that read data is followed by
+ * non-blocking iterations (epoll_wait with timeout 0) for up to busy_poll_ns after the
+ * last data, so that a request or reply arriving meanwhile is taken without the sleep and
+ * wake-up of a blocking epoll_wait; without traffic the loop blocks as usual. */
+static void spl_rpc_loop_run(struct spl__rpc_loop *loop)
+{
+    uint64_t spin_ns = loop->rt->busy_poll_ns;
+    if (spin_ns == 0) {
+        uv_run(&loop->uv, UV_RUN_DEFAULT);
+        return;
+    }
+    for (;;) {
+        loop->traffic = false;
+        if (uv_run(&loop->uv, UV_RUN_ONCE) == 0)
+            return;
+        if (!loop->traffic)
+            continue;
+        uint64_t until = spl_mono_ns() + spin_ns;
+        for (;;) {
+            loop->traffic = false;
+            if (uv_run(&loop->uv, UV_RUN_NOWAIT) == 0)
+                return;
+            uint64_t now = spl_mono_ns();
+            if (loop->traffic)
+                until = now + spin_ns;
+            else if (now >= until)
+                break;
+        }
+    }
+}
+
 static void spl_rpc_loop_main(void *arg)
 {
     struct spl__rpc_loop *loop = arg;
@@ -118,7 +149,7 @@ static void spl_rpc_loop_main(void *arg)
     snprintf(name, sizeof(name), "%.10s-%u", loop->rt->name, loop->index);
     pthread_setname_np(pthread_self(), name);
     spl__rpc_tls_loop = loop;
-    uv_run(&loop->uv, UV_RUN_DEFAULT);
+    spl_rpc_loop_run(loop);
     spl__rpc_tls_loop = NULL;
 }
 
@@ -199,13 +230,14 @@ int spl_rpc_runtime_create(const struct spl_rpc_runtime_opts *opts, spl_rpc_runt
         o = *opts;
     if (o.io_threads == 0)
         o.io_threads = 1;
-    if (o.io_threads > SPL_RPC_IO_THREADS_MAX)
+    if (o.io_threads > SPL_RPC_IO_THREADS_MAX || o.busy_poll_us > SPL_RPC_BUSY_POLL_US_MAX)
         return -EINVAL;
     spl_rpc_runtime *rt = calloc(1, sizeof(*rt) + o.io_threads * sizeof(rt->loops[0]));
     if (rt == NULL)
         return -ENOMEM;
     snprintf(rt->name, sizeof(rt->name), "%s", o.name != NULL ? o.name : "rpc");
     rt->metrics = o.metrics != NULL ? o.metrics : spl_metrics_global();
+    rt->busy_poll_ns = (uint64_t)o.busy_poll_us * 1000;
     int rc = spl__rpc_stats_init(rt);
     if (rc != 0)
         goto out_free;

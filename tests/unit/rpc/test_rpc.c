@@ -35,6 +35,8 @@ static void env_server_start(struct env *e, uint16_t port)
     e->port = spl_rpc_server_port(e->srv);
 }
 
+static uint32_t setup_busy_poll_us; /* runtimes of the next setup busy-poll this long */
+
 static int setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
@@ -42,7 +44,8 @@ static int setup(void **state)
     spl_iobuf_stats(&st);
     e->blocks_live_before = st.blocks_live;
     e->metrics = spl_metrics_new();
-    struct spl_rpc_runtime_opts ro = {.io_threads = 2, .name = "srv", .metrics = e->metrics};
+    struct spl_rpc_runtime_opts ro = {.io_threads = 2, .name = "srv", .metrics = e->metrics,
+                                      .busy_poll_us = setup_busy_poll_us};
     assert_int_equal(spl_rpc_runtime_create(&ro, &e->srv_rt), 0);
     ro.io_threads = 1;
     ro.name = "cli";
@@ -166,6 +169,44 @@ static void test_echo_async(void **state)
 }
 
 /* 10 000 calls issued back to back from one thread, all in flight on one connection. */
+static int setup_busy(void **state)
+{
+    setup_busy_poll_us = 200;
+    int rc = setup(state);
+    setup_busy_poll_us = 0;
+    return rc;
+}
+
+/* Busy-polling loops: pipelined and sync calls complete, a timeout still fires while the
+ * loop spins, the loops stop at destroy; out-of-range options are refused. */
+static void test_busy_poll(void **state)
+{
+    struct env *e = *state;
+    enum { N = 2000 };
+    struct async_ctx a = {0};
+    a.seen = calloc(N, 1);
+    a.seen_len = N;
+    rt_latch_init(&a.latch, N);
+    struct spl_rpc_call_opts opts = {.timeout_ms = 30000};
+    for (int i = 0; i < N; i++)
+        assert_int_equal(echo_async(e->ch, (uint64_t)i, 0, &opts, &a, NULL), 0);
+    assert_true(rt_latch_wait(&a.latch, 30000));
+    assert_int_equal(atomic_load(&a.ok), N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(a.seen[i], 1);
+    free(a.seen);
+    rt_latch_destroy(&a.latch);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(echo_sync(e->ch, "bp", (uint64_t)i, 0, NULL, NULL, NULL, NULL, NULL), 0);
+    struct spl_rpc_call_opts short_opts = {.timeout_ms = 50};
+    assert_int_equal(echo_sync(e->ch, "slow", 1, 300, NULL, NULL, &short_opts, NULL, NULL),
+                     SPL_ERPC_TIMEDOUT);
+    struct spl_rpc_runtime_opts bad = {.busy_poll_us = SPL_RPC_BUSY_POLL_US_MAX + 1};
+    spl_rpc_runtime *rt = NULL;
+    assert_int_equal(spl_rpc_runtime_create(&bad, &rt), -EINVAL);
+    assert_null(rt);
+}
+
 static void test_pipeline_10k(void **state)
 {
     struct env *e = *state;
@@ -682,6 +723,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_api_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_poll, setup_busy, teardown),
     };
     if (getenv("RPC_TEST_DEBUG") != NULL)
         spl_log_set_level(SPL_LOG_DEBUG);
