@@ -586,7 +586,7 @@ static void spl_rpc_ch_on_frame(struct spl__rpc_conn *c, struct spl_rpc_frame *f
         int status = SPL_ERPC_BADMETA;
         const char *text = "undecodable error reply";
         const char *hint = NULL;
-        if (spl_rpc_meta_unpack(&spline__rpc_error_meta__descriptor, &f->meta, NULL, &msg) == 0) {
+        if (spl_rpc_frame_meta_unpack(&spline__rpc_error_meta__descriptor, f, NULL, &msg) == 0) {
             const Spline__RpcErrorMeta *em = (const Spline__RpcErrorMeta *)msg;
             status = em->code != 0 ? spl_err_from_wire(em->code) : SPL_EINTERNAL;
             text = em->message;
@@ -598,7 +598,7 @@ static void spl_rpc_ch_on_frame(struct spl__rpc_conn *c, struct spl_rpc_frame *f
         return;
     }
     const struct spl_rpc_method *m = &call->svc->methods[call->method_index];
-    if (spl_rpc_meta_unpack(m->response, &f->meta, NULL, &msg) != 0) {
+    if (spl_rpc_frame_meta_unpack(m->response, f, NULL, &msg) != 0) {
         spl_rpc_ch_complete(ch, call, SPL_ERPC_BADMETA, NULL, NULL, "undecodable reply", NULL);
         return;
     }

@@ -202,6 +202,7 @@ int spl__rpc_conn_new(struct spl__rpc_loop *loop, int fd, const struct spl__rpc_
     c->reading = true;
     spl_iobuf_init(&c->rbuf);
     spl_rpc_parser_init(&c->parser, 0, 0);
+    c->parser.flat_meta = true;
     c->kick.run_cb = spl_rpc_conn_kick_run;
     pthread_mutex_init(&c->send_mu, NULL);
     atomic_init(&c->inflight, 0);

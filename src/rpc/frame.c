@@ -5,12 +5,13 @@
  * are there, then the header CRC over the whole header, then version, flags and the
  * length limits. Only a header that passed magic and CRC is "authentic": its request id
  * may be used to address an error reply. The payload is checked (optional CRC) only once
- * it is complete; meta is decoded by the caller with spl_rpc_meta_unpack.
+ * it is complete; meta is decoded by the caller with spl_rpc_frame_meta_unpack.
  */
 #include "rpc/frame.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/crc32c.h"
 #include "base/errors.h"
@@ -73,6 +74,7 @@ void spl_rpc_parser_init(struct spl_rpc_parser *p, uint32_t meta_max, uint32_t a
     p->attach_max = (attach_max == 0 || attach_max > SPL_RPC_ATTACH_MAX) ? SPL_RPC_ATTACH_MAX
                                                                          : attach_max;
     p->have_header = false;
+    p->flat_meta = false;
     p->error = 0;
 }
 
@@ -80,6 +82,7 @@ void spl_rpc_frame_init(struct spl_rpc_frame *f)
 {
     spl_iobuf_init(&f->meta);
     spl_iobuf_init(&f->attachment);
+    f->meta_flat = false;
 }
 
 /* Reset only what holds something: most frames leave one of the two empty (moved out or
@@ -94,6 +97,7 @@ void spl_rpc_frame_reset(struct spl_rpc_frame *f)
 {
     spl_rpc_iobuf_clear(&f->meta);
     spl_rpc_iobuf_clear(&f->attachment);
+    f->meta_flat = false;
 }
 
 static int spl_rpc_parser_fail(struct spl_rpc_parser *p, int err)
@@ -131,6 +135,7 @@ int spl_rpc_parser_next(struct spl_rpc_parser *p, struct spl_iobuf *in,
                         struct spl_rpc_frame *out)
 {
     ASSERT(spl_iobuf_len(&out->meta) == 0 && spl_iobuf_len(&out->attachment) == 0);
+    out->meta_flat = false;
     if (p->error != 0)
         return p->error;
     if (!p->have_header) {
@@ -143,8 +148,19 @@ int spl_rpc_parser_next(struct spl_rpc_parser *p, struct spl_iobuf *in,
     uint64_t need = (uint64_t)h->meta_len + h->attach_len + (has_crc ? SPL_RPC_TRAILER_SIZE : 0);
     if (spl_iobuf_len(in) < need)
         return 0;
-    if (spl_iobuf_cut(in, h->meta_len, &out->meta) != 0 ||
-        spl_iobuf_cut(in, h->attach_len, &out->attachment) != 0) {
+    if (p->flat_meta && h->meta_len <= SPL_RPC_META_FLAT_MAX) {
+        if (h->meta_len > 0) {
+            const uint8_t *m = spl_iobuf_peek(in, 0, h->meta_len, out->meta_buf);
+            if (m != out->meta_buf)
+                memcpy(out->meta_buf, m, h->meta_len);
+            spl_iobuf_consume(in, h->meta_len);
+        }
+        out->meta_flat = true;
+    } else if (spl_iobuf_cut(in, h->meta_len, &out->meta) != 0) {
+        spl_rpc_frame_reset(out);
+        return spl_rpc_parser_fail(p, -ENOMEM);
+    }
+    if (spl_iobuf_cut(in, h->attach_len, &out->attachment) != 0) {
         spl_rpc_frame_reset(out);
         return spl_rpc_parser_fail(p, -ENOMEM);
     }
@@ -155,7 +171,8 @@ int spl_rpc_parser_next(struct spl_rpc_parser *p, struct spl_iobuf *in,
     uint8_t scratch[SPL_RPC_TRAILER_SIZE];
     uint32_t want = spl_rpc_get_le32(spl_iobuf_peek(in, 0, SPL_RPC_TRAILER_SIZE, scratch));
     spl_iobuf_consume(in, SPL_RPC_TRAILER_SIZE);
-    uint32_t crc = spl_iobuf_crc32c(&out->meta, 0, 0, h->meta_len);
+    uint32_t crc = out->meta_flat ? spl_crc32c(0, out->meta_buf, h->meta_len)
+                                          : spl_iobuf_crc32c(&out->meta, 0, 0, h->meta_len);
     crc = spl_iobuf_crc32c(&out->attachment, crc, 0, h->attach_len);
     if (crc != want) {
         spl_rpc_frame_reset(out);
@@ -193,6 +210,19 @@ int spl_rpc_meta_unpack(const ProtobufCMessageDescriptor *desc, const struct spl
         return SPL_ERPC_BADMETA;
     *msg_out = msg;
     return 0;
+}
+
+int spl_rpc_frame_meta_unpack(const ProtobufCMessageDescriptor *desc,
+                              const struct spl_rpc_frame *f, ProtobufCAllocator *allocator,
+                              ProtobufCMessage **msg_out)
+{
+    if (!f->meta_flat)
+        return spl_rpc_meta_unpack(desc, &f->meta, allocator, msg_out);
+    static const uint8_t empty[1];
+    ProtobufCMessage *msg = protobuf_c_message_unpack(
+        desc, allocator, f->hdr.meta_len, f->hdr.meta_len > 0 ? f->meta_buf : empty);
+    *msg_out = msg;
+    return msg != NULL ? 0 : SPL_ERPC_BADMETA;
 }
 
 uint32_t spl_rpc_payload_crc(const void *meta, size_t meta_len,

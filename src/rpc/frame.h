@@ -112,16 +112,28 @@ int spl_rpc_header_decode(const uint8_t in[SPL_RPC_HEADER_SIZE], uint32_t meta_m
 struct spl_rpc_parser {
     uint32_t meta_max;   /* limits this side enforces (<= the SPL_RPC_*_MAX) */
     uint32_t attach_max;
+    bool flat_meta;      /* copy metas up to SPL_RPC_META_FLAT_MAX into the frame instead
+                          * of cutting them out of the buffer (off after init) */
     bool have_header;    /* header of the frame in progress decoded into hdr */
     int error;           /* 0, or the fatal error returned: the stream is unusable */
     struct spl_rpc_header hdr;
 };
 
-/* One parsed frame; the caller owns the iobufs (spl_rpc_frame_reset drops them). */
+/* Metas up to this size are copied flat when the parser has flat_meta set: a copy of a
+ * few dozen bytes costs less than cutting a slice out of the receive buffer, releasing
+ * it later and gathering it again for protobuf-c. */
+#define SPL_RPC_META_FLAT_MAX 256
+
+/* One parsed frame; the caller owns the iobufs (spl_rpc_frame_reset drops them). The meta
+ * is either in `meta` (meta_flat false) or, with a flat_meta parser and a small meta, in
+ * meta_buf (meta_flat true, `meta` stays empty); read it through
+ * spl_rpc_frame_meta_unpack, which handles both. */
 struct spl_rpc_frame {
     struct spl_rpc_header hdr;
     struct spl_iobuf meta;
     struct spl_iobuf attachment;
+    bool meta_flat;
+    uint8_t meta_buf[SPL_RPC_META_FLAT_MAX];
 };
 
 /* spl_rpc_parser_init - a parser enforcing meta_max / attach_max (0: the SPL_RPC_ maxima;
@@ -155,6 +167,11 @@ int spl_rpc_parser_next(struct spl_rpc_parser *p, struct spl_iobuf *in,
  * SPL_ERPC_BADMETA when the bytes are not a valid `desc` message, or -ENOMEM. */
 int spl_rpc_meta_unpack(const ProtobufCMessageDescriptor *desc, const struct spl_iobuf *meta,
                         ProtobufCAllocator *allocator, ProtobufCMessage **msg_out);
+
+/* spl_rpc_frame_meta_unpack - spl_rpc_meta_unpack of f's meta, flat or not. */
+int spl_rpc_frame_meta_unpack(const ProtobufCMessageDescriptor *desc,
+                              const struct spl_rpc_frame *f, ProtobufCAllocator *allocator,
+                              ProtobufCMessage **msg_out);
 
 /* spl_rpc_payload_crc - the trailer value: CRC32C over meta then attachment. */
 uint32_t spl_rpc_payload_crc(const void *meta, size_t meta_len,

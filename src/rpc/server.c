@@ -307,7 +307,7 @@ static void spl_rpc_server_on_frame(struct spl__rpc_conn *c, struct spl_rpc_fram
     call->alloc = (ProtobufCAllocator){spl_rpc_arena_alloc, spl_rpc_arena_free, call};
     call->arena_used = 0;
     spl_iobuf_init(&call->attachment);
-    int rc = spl_rpc_meta_unpack(m->request, &f->meta, &call->alloc, &call->req);
+    int rc = spl_rpc_frame_meta_unpack(m->request, f, &call->alloc, &call->req);
     if (rc != 0) {
         spl_rpc_call_release(call);
         char msg[160];

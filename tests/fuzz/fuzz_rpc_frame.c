@@ -3,7 +3,8 @@
  * type, exactly as a server or channel would.
  *
  * Input: byte 0 selects the mode, the rest is the stream.
- *   bits 0-5  piece size - 1 (bytes fed to the parser at a time)
+ *   bits 0-5  piece size - 1 (bytes fed to the parser at a time); an odd piece size
+ *             also turns on flat metas (parser.flat_meta)
  *   bit 6     small limits (meta 64 B, attachment 256 B) instead of the SPL_RPC_ maxima
  *   bit 7     wrap: the stream is not raw wire bytes but becomes the meta (first half)
  *             and attachment (second half) of a frame with a valid header and payload
@@ -33,7 +34,7 @@ static void fuzz_decode_meta(const struct spl_rpc_frame *f)
 {
     for (size_t i = 0; i < SPL_ARRAY_SIZE(fuzz_descs); i++) {
         ProtobufCMessage *msg = NULL;
-        int rc = spl_rpc_meta_unpack(fuzz_descs[i], &f->meta, NULL, &msg);
+        int rc = spl_rpc_frame_meta_unpack(fuzz_descs[i], f, NULL, &msg);
         ASSERT((rc == 0) == (msg != NULL));
         ASSERT(rc == 0 || rc == SPL_ERPC_BADMETA || rc == -ENOMEM);
         if (msg != NULL) {
@@ -52,6 +53,7 @@ static void fuzz_parse(const uint8_t *stream, size_t size, size_t piece, bool sm
 {
     struct spl_rpc_parser p;
     spl_rpc_parser_init(&p, small ? 64 : 0, small ? 256 : 0);
+    p.flat_meta = (piece & 1) != 0; /* odd piece sizes: small metas copied flat */
     struct spl_iobuf in;
     spl_iobuf_init(&in);
     uint64_t fed = 0, framed = 0;
@@ -72,7 +74,8 @@ static void fuzz_parse(const uint8_t *stream, size_t size, size_t piece, bool sm
                 ASSERT(f.hdr.meta_len <= p.meta_max && f.hdr.attach_len <= p.attach_max);
             }
             if (rc == 1) {
-                ASSERT(spl_iobuf_len(&f.meta) == f.hdr.meta_len);
+                ASSERT(spl_iobuf_len(&f.meta) == (f.meta_flat ? 0 : f.hdr.meta_len));
+                ASSERT(!f.meta_flat || (p.flat_meta && f.hdr.meta_len <= SPL_RPC_META_FLAT_MAX));
                 ASSERT(spl_iobuf_len(&f.attachment) == f.hdr.attach_len);
                 fuzz_decode_meta(&f);
                 spl_rpc_frame_reset(&f);

@@ -125,9 +125,12 @@ static void test_parser_incremental(void **state)
     memcpy(stream + l1, f2, l2);
     memcpy(stream + l1 + l2, f3, l3);
 
-    for (size_t step = 1; step <= total; step = step < 40 ? step + 1 : step * 2) {
+    /* every piece size, with metas cut out of the buffer and copied flat */
+    for (size_t step = 1, flat = 0; step <= total;
+         flat ^= 1, step = flat ? step : (step < 40 ? step + 1 : step * 2)) {
         struct spl_rpc_parser p;
         spl_rpc_parser_init(&p, 0, 0);
+        p.flat_meta = flat;
         struct spl_iobuf in;
         spl_iobuf_init(&in);
         uint64_t ids[3];
@@ -148,10 +151,23 @@ static void test_parser_incremental(void **state)
                     uint8_t back[300];
                     spl_iobuf_copy_out(&f.attachment, 0, back, sizeof(back));
                     assert_memory_equal(back, att, sizeof(att));
-                    assert_int_equal(spl_iobuf_len(&f.meta), 3);
+                    assert_int_equal(f.meta_flat, flat);
+                    if (flat) {
+                        assert_int_equal(spl_iobuf_len(&f.meta), 0);
+                        assert_memory_equal(f.meta_buf, "\x0a\x01x", 3);
+                    } else {
+                        assert_int_equal(spl_iobuf_len(&f.meta), 3);
+                    }
                 }
-                if (f.hdr.request_id == 3)
+                if (f.hdr.request_id == 3) {
                     assert_int_equal(spl_iobuf_len(&f.attachment), 17);
+                    ProtobufCMessage *msg;
+                    assert_int_equal(spl_rpc_frame_meta_unpack(
+                                         &spline__rpc_echo_request__descriptor, &f, NULL, &msg),
+                                     0);
+                    assert_string_equal(((Spline__RpcEchoRequest *)msg)->text, "three");
+                    protobuf_c_message_free_unpacked(msg, NULL);
+                }
                 spl_rpc_frame_reset(&f);
             }
         }
