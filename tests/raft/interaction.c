@@ -52,7 +52,7 @@
 #define NODES_MAX 16
 #define ARGS_MAX 32
 #define APPLIED_MAX 100000
-#define STABILIZE_ROUNDS_MAX 1000
+#define STABILIZE_ROUNDS_MAX 20000
 
 /* ---- output buffer ---- */
 
@@ -964,23 +964,28 @@ static void chaos_partition(struct spl_rand *rnd, struct chaos_stats *st)
         nodes[i]->group = heal ? 0 : (int)spl_rand_below(rnd, 2);
 }
 
+/* A valid single-member change for a random node: add a non-member (mostly as a
+ * learner), promote a learner, remove a member (keeping at least two voters). */
 static void chaos_conf_change(struct spl_rand *rnd, struct chaos_stats *st)
 {
     struct node *l = chaos_leader();
     if (!l)
         return;
     uint64_t id = spl_rand_range(rnd, 1, node_count);
-    static const enum spl_raft_conf_op ops[] = {SPL_RAFT_CONF_ADD_LEARNER, SPL_RAFT_CONF_PROMOTE,
-                                                SPL_RAFT_CONF_REMOVE, SPL_RAFT_CONF_ADD_VOTER};
-    enum spl_raft_conf_op op = ops[spl_rand_below(rnd, SPL_ARRAY_SIZE(ops))];
     struct spl_raft_status s;
     spl_raft_get_status(l->r, &s);
+    enum spl_raft_conf_op op;
+    if (spl_raft_conf_is_learner(&s.conf, id))
+        op = spl_rand_chance(rnd, 2, 3) ? SPL_RAFT_CONF_PROMOTE : SPL_RAFT_CONF_REMOVE;
+    else if (spl_raft_conf_is_voter(&s.conf, id))
+        op = SPL_RAFT_CONF_REMOVE;
+    else
+        op = spl_rand_chance(rnd, 4, 5) ? SPL_RAFT_CONF_ADD_LEARNER : SPL_RAFT_CONF_ADD_VOTER;
     if (op == SPL_RAFT_CONF_REMOVE && s.conf.voter_count <= 2 &&
         spl_raft_conf_is_voter(&s.conf, id))
         return; /* keep a group that can still make progress */
     st->conf_changes += spl_raft_propose_conf_change(l->r, op, id, NULL, NULL) == 0;
 }
-
 
 static void chaos_action(struct spl_rand *rnd, struct chaos_stats *st)
 {
