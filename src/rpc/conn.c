@@ -316,9 +316,10 @@ static void spl_rpc_conn_finish(struct spl__rpc_conn *c, struct spl__rpc_out *li
     }
 }
 
-/* The writer: called with c->writing set by this thread. Writes until the queue is empty,
- * the socket is full (then POLLOUT takes over) or the round budget is spent (then the IO
- * thread continues). Clears c->writing. */
+/* The writer: called with send_mu held and c->writing set by this thread (the caller
+ * took the role under the same hold of the lock). Writes until the queue is empty, the
+ * socket is full (then POLLOUT takes over) or the round budget is spent (then the IO
+ * thread continues). Clears c->writing and releases send_mu. */
 static void spl_rpc_conn_write(struct spl__rpc_conn *c, int rounds)
 {
     struct iovec iov[SPL__RPC_IOV_MAX];
@@ -326,7 +327,6 @@ static void spl_rpc_conn_write(struct spl__rpc_conn *c, int rounds)
     struct spl__rpc_out *dropped = NULL;
     bool need_kick = false;
     bool failed = false;
-    pthread_mutex_lock(&c->send_mu);
     ASSERT(c->writing);
     for (int round = 0;; round++) {
         if (c->send_closed) {
@@ -353,7 +353,7 @@ static void spl_rpc_conn_write(struct spl__rpc_conn *c, int rounds)
         if (err == EINTR)
             continue;
         if (err == EAGAIN || err == EWOULDBLOCK) {
-            c->want_pollout = true;
+            atomic_store_explicit(&c->want_pollout, true, memory_order_relaxed);
             need_kick = true;
             break;
         }
@@ -395,7 +395,8 @@ int spl__rpc_conn_send(struct spl__rpc_conn *c, struct spl__rpc_out *o)
         spl__rpc_out_free(o);
         return SPL_ERPC_CONNCLOSED;
     }
-    bool idle = c->sq_head == NULL && !c->writing && !c->want_pollout && !c->kick_flush;
+    bool idle = c->sq_head == NULL && !c->writing &&
+                !atomic_load_explicit(&c->want_pollout, memory_order_relaxed) && !c->kick_flush;
     if (c->sq_tail != NULL)
         c->sq_tail->next = o;
     else
@@ -409,8 +410,7 @@ int spl__rpc_conn_send(struct spl__rpc_conn *c, struct spl__rpc_out *o)
         return 0;
     }
     c->writing = true;
-    pthread_mutex_unlock(&c->send_mu);
-    spl_rpc_conn_write(c, SPL__RPC_WRITE_ROUNDS_FOREIGN);
+    spl_rpc_conn_write(c, SPL__RPC_WRITE_ROUNDS_FOREIGN); /* releases send_mu */
     return 0;
 }
 
@@ -419,13 +419,13 @@ static void spl_rpc_conn_flush(struct spl__rpc_conn *c)
 {
     pthread_mutex_lock(&c->send_mu);
     c->kick_flush = false;
-    if (c->writing || c->want_pollout || c->sq_head == NULL || c->send_closed) {
+    if (c->writing || atomic_load_explicit(&c->want_pollout, memory_order_relaxed) ||
+        c->sq_head == NULL || c->send_closed) {
         pthread_mutex_unlock(&c->send_mu);
         return;
     }
     c->writing = true;
-    pthread_mutex_unlock(&c->send_mu);
-    spl_rpc_conn_write(c, SPL__RPC_WRITE_ROUNDS_LOOP);
+    spl_rpc_conn_write(c, SPL__RPC_WRITE_ROUNDS_LOOP); /* releases send_mu */
 }
 
 void spl__rpc_conn_flush_now(struct spl__rpc_conn *c) { spl_rpc_conn_flush(c); }
@@ -451,9 +451,7 @@ static void spl_rpc_conn_update_poll(struct spl__rpc_conn *c)
 {
     if (c->closing || c->poll_events < 0)
         return;
-    pthread_mutex_lock(&c->send_mu);
-    bool pollout = c->want_pollout;
-    pthread_mutex_unlock(&c->send_mu);
+    bool pollout = atomic_load_explicit(&c->want_pollout, memory_order_relaxed);
     int events = 0;
     if (c->connecting)
         events = UV_WRITABLE;
@@ -603,7 +601,7 @@ static void spl_rpc_conn_on_poll(uv_poll_t *h, int status, int events)
     }
     if (events & UV_WRITABLE) {
         pthread_mutex_lock(&c->send_mu);
-        c->want_pollout = false;
+        atomic_store_explicit(&c->want_pollout, false, memory_order_relaxed);
         pthread_mutex_unlock(&c->send_mu);
         spl_rpc_conn_flush(c);
     }

@@ -170,7 +170,9 @@ struct spl__rpc_conn {
     uint64_t sq_head_off;   /* bytes of sq_head already written */
     atomic_ullong sq_bytes; /* bytes queued (written under send_mu, read anywhere) */
     bool writing;           /* a thread is writing; only it pops the queue */
-    bool want_pollout;      /* the socket was full: the IO thread waits for POLLOUT */
+    atomic_bool want_pollout; /* the socket was full: the IO thread waits for POLLOUT
+                               * (written under send_mu; the IO thread may read it
+                               * without: whoever sets it kicks the IO thread after) */
     bool send_closed;       /* closing: queued frames are dropped, new ones refused */
     bool kick_flush;        /* a flush was handed to the IO thread */
 
