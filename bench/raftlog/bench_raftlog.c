@@ -324,7 +324,7 @@ int main(int argc, char **argv)
                      .inflight = 1, .drivers = 4, .segment_size = 8u << 20};
     parse_groups(&o, "1,10,100");
     char tmpl[] = "/tmp/spl-raftlog-bench-XXXXXX";
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
         if (!strcmp(a, "--dir"))
             o.dir = v;
@@ -348,7 +348,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "unknown option %s\n", a);
             return 2;
         }
-        i++;
     }
     if (o.inflight < 1 || o.inflight > INFLIGHT_MAX || o.drivers < 1 || o.drivers > DRIVERS_MAX)
         return 2;
