@@ -110,24 +110,52 @@ static void check_converged(uint64_t group, uint32_t timeout_ms)
     }
 }
 
+/* Leader (0-based node index, -1 unknown) of every group 1..groups as the live nodes see
+ * it: one status call per node. */
+static void leaders_now(uint32_t groups, int skip, int *out)
+{
+    for (uint32_t g = 0; g <= groups; g++)
+        out[g] = -1;
+    for (int i = 0; i < C.n; i++) {
+        if (!C.nodes[i].pid || i == skip)
+            continue;
+        Spline__RaftAdminRequest req = SPLINE__RAFT_ADMIN_REQUEST__INIT;
+        req.op = SPLINE__RAFT_ADMIN_OP__RAFT_ADMIN_STATUS;
+        Spline__RaftAdminResponse *resp = NULL;
+        if (rc_admin(&C, i, &req, &resp) != 0)
+            continue;
+        for (size_t k = 0; k < resp->n_groups; k++)
+            if (resp->groups[k]->role == 3 && resp->groups[k]->group <= groups)
+                out[resp->groups[k]->group] = i;
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+    }
+}
+
 /* Kill the leader of `group` with SIGKILL; return the ms until every group in [1, groups]
- * has a leader again (measured from the kill). */
+ * has a leader again (measured from the kill; status of all groups is polled together). */
 static uint64_t kill_leader(uint64_t group, uint32_t groups, int *killed)
 {
+    static int lead[1024];
     int li = rc_leader(&C, group, 10000);
     CHECK(li >= 0, "no leader before the kill");
     uint64_t t0 = rc_now_ms();
-    rc_node_kill(&C, li, SIGKILL);
+    kill(C.nodes[li].pid, SIGKILL);
     *killed = li;
-    uint64_t worst = 0;
-    for (uint64_t g = 1; g <= groups; g++) {
-        int nl = rc_leader(&C, g, 10 * ELECTION_MS);
-        CHECK(nl >= 0 && nl != li, "group %llu: no new leader", (unsigned long long)g);
-        uint64_t t = rc_now_ms() - t0;
-        if (t > worst)
-            worst = t;
+    uint64_t elapsed = 0;
+    for (;;) {
+        leaders_now(groups, li, lead);
+        elapsed = rc_now_ms() - t0;
+        uint32_t known = 0;
+        for (uint32_t g = 1; g <= groups; g++)
+            known += lead[g] >= 0;
+        if (known == groups)
+            break;
+        CHECK(elapsed < 10u * ELECTION_MS, "only %u of %u groups have a leader after %llu ms",
+              known, groups, (unsigned long long)elapsed);
+        usleep(2000);
     }
-    return worst;
+    rc_node_kill(&C, li, SIGKILL); /* reap it */
+    return elapsed;
 }
 
 static void scenario_basic(void)
@@ -168,7 +196,10 @@ static void scenario_multi(void)
     uint64_t ms = kill_leader(1, groups, &killed);
     printf("multi: every one of %u groups has a leader %llu ms after kill -9\n", groups,
            (unsigned long long)ms);
-    CHECK(ms <= 2 * ELECTION_MS + 500, "re-election of all groups took %llu ms",
+    /* 100 elections at once each fsync a vote twice (candidate, voter): on a shared, loaded
+     * disk (and under sanitizers) those queue; allow 400 ms for it. bench/raft reports the
+     * precise figure. */
+    CHECK(ms <= 2 * ELECTION_MS + 400, "re-election of all groups took %llu ms",
           (unsigned long long)ms);
     for (uint64_t g = 1; g <= groups; g++) {
         check_range(g, 0, 5, 0, 256);

@@ -129,6 +129,7 @@ static char g_root[256];
 static spl_rpc_runtime *g_rt;
 static spl_rpc_server *g_srv;
 static spl_raftnode_host *g_host;
+static struct spl_metrics *g_reg;
 
 static void host_up(void)
 {
@@ -137,7 +138,7 @@ static void host_up(void)
     assert_int_equal(spl_rpc_runtime_create(NULL, &g_rt), 0);
     assert_int_equal(spl_rpc_server_create(g_rt, NULL, &g_srv), 0);
     struct spl_raftnode_opts o = {.node_id = 1, .data_dir = g_root, .rpc = g_rt, .server = g_srv,
-                                  .metrics = spl_metrics_new(), .apply_threads = 4, .tick_ms = 10,
+                                  .metrics = (g_reg = spl_metrics_new()), .apply_threads = 4, .tick_ms = 10,
                                   .election_ticks = 5, .log_segment_size = 4u << 20,
                                   .log_pool_files = 4};
     assert_int_equal(spl_raftnode_host_create(&o, &g_host), 0);
@@ -149,6 +150,7 @@ static void host_down(void)
     spl_rpc_server_destroy(g_srv);
     spl_raftnode_host_destroy(g_host);
     spl_rpc_runtime_destroy(g_rt);
+    spl_metrics_free(g_reg);
     spl__rn_rmtree(g_root);
 }
 
