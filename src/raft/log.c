@@ -288,6 +288,25 @@ void spl__log_stable_to(struct spl__log *l, uint64_t index, uint64_t term)
     l->offset = index + 1;
 }
 
+void spl__log_stable_prefix(struct spl__log *l, const struct spl_raft_entry *ents, uint32_t n)
+{
+    /* Only when the unstable tail still starts where the persisted batch started: if a
+     * later append truncated below it, the entries before the batch are not durable. */
+    if (n == 0 || l->count == 0 || l->offset != ents[0].index)
+        return;
+    uint64_t k = 0;
+    while (k < n && k < l->count && l->ents[k].term == ents[k].term)
+        k++;
+    if (k > 0)
+        spl__log_stable_to(l, ents[k - 1].index, ents[k - 1].term);
+}
+
+void spl__log_copy_unstable(const struct spl__log *l, struct spl_raft_entry *out)
+{
+    for (uint64_t i = 0; i < l->count; i++)
+        spl__entry_ref(&out[i], &l->ents[i]);
+}
+
 void spl__log_stable_snap_to(struct spl__log *l, uint64_t index)
 {
     if (!l->has_snap || l->snap.index != index)

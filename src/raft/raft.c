@@ -697,14 +697,17 @@ static int spl__load(struct spl_raft *r)
     uint64_t applied = r->cfg.applied ? r->cfg.applied : snap.index;
     uint64_t committed = hs.commit > applied ? hs.commit : applied;
     if (!spl_raft_conf_is_valid(&snap.conf) || first == 0 || snap.index + 1 < first ||
-        applied < snap.index || committed > last || last + 1 < first)
+        applied < snap.index || applied > last || last + 1 < first)
         return SPL_ECONFIG;
-    spl__log_init(&r->log, st, committed, applied);
-    r->term = hs.term;
-    r->vote = hs.vote;
+    /* A crash between a ready's entries and its hard state (or a commit hint written
+     * ahead of entries) leaves entries of a newer term or a commit beyond the log. Both
+     * are safe to take: commit is a hint, and a newer entry term means the lost hard state
+     * was (that term, no vote) - a vote is always durable before its answer leaves. */
+    spl__log_init(&r->log, st, committed < last ? committed : last, applied);
+    uint64_t last_term = spl__log_last_term(&r->log);
+    r->term = last_term > hs.term ? last_term : hs.term;
+    r->vote = last_term > hs.term ? SPL_RAFT_NONE : hs.vote;
     r->prev_hs = hs;
-    if (spl__log_last_term(&r->log) > hs.term)
-        return SPL_ECONFIG;
     spl__replay_conf(r, &snap, applied);
     return 0;
 }

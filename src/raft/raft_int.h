@@ -60,6 +60,7 @@ struct spl__progress {
     uint64_t commit_sent;  /* the commit index of the last append it was sent */
     uint64_t append_round; /* the heartbeat round current when the last append went out */
     uint64_t snapshot_tick; /* when the pending snapshot was sent (SNAPSHOT state) */
+    uint64_t snap_retry_tick; /* no snapshot attempt before this tick (storage had none) */
     uint8_t state;         /* enum spl_raft_progress_state */
     bool learner;
     bool recent_active;
@@ -144,6 +145,11 @@ int spl__log_slice(const struct spl__log *l, uint64_t lo, uint64_t hi, uint64_t 
 void spl__log_commit_to(struct spl__log *l, uint64_t index);
 void spl__log_restore(struct spl__log *l, const struct spl_raft_snapshot_meta *snap);
 void spl__log_stable_to(struct spl__log *l, uint64_t index, uint64_t term);
+/* The batch ents[0..n) (one ready's entries) is durable: mark stable its longest prefix
+ * that the unstable tail still holds unchanged. */
+void spl__log_stable_prefix(struct spl__log *l, const struct spl_raft_entry *ents, uint32_t n);
+/* References to every unstable entry into out[0..count). */
+void spl__log_copy_unstable(const struct spl__log *l, struct spl_raft_entry *out);
 void spl__log_stable_snap_to(struct spl__log *l, uint64_t index);
 /* Durable last index (what the node may count for its own quorum). */
 uint64_t spl__log_stable_last(const struct spl__log *l);

@@ -165,11 +165,9 @@ static void spl__ready_persist(struct spl_raft *r, struct spl__box *b, struct sp
     }
     ASSERT_CMP(l->count, <, UINT32_MAX);
     spl__grow((void **)&b->persist, &b->persist_cap, (uint32_t)l->count, sizeof(*b->persist));
-    uint32_t n = 0;
-    if (l->count > 0) {
-        int rc = spl__log_slice(l, l->offset, l->offset + l->count, UINT64_MAX, b->persist,
-                                (uint32_t)l->count, &n);
-        ASSERT(rc == 0 && n == l->count);
+    uint32_t n = (uint32_t)l->count;
+    spl__log_copy_unstable(l, b->persist); /* from memory: storage may be compacted */
+    if (n > 0) {
         rd->priv_stable_index = b->persist[n - 1].index;
         rd->priv_stable_term = b->persist[n - 1].term;
     }
@@ -266,8 +264,7 @@ void spl_raft_advance(struct spl_raft *r, struct spl_raft_ready *rd)
     ASSERT(rd->entries == b->persist);
     if (rd->snapshot)
         spl__log_stable_snap_to(&r->log, rd->snapshot->index);
-    if (rd->entry_count > 0)
-        spl__log_stable_to(&r->log, rd->priv_stable_index, rd->priv_stable_term);
+    spl__log_stable_prefix(&r->log, b->persist, b->persist_count);
     ASSERT_CMP(rd->priv_applied, <=, r->log.applying);
     if (rd->priv_applied > r->log.applied)
         r->log.applied = rd->priv_applied;

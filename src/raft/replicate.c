@@ -283,6 +283,7 @@ static bool spl__send_snapshot(struct spl_raft *r, struct spl__progress *pr)
         spl__raft_log(r, SPL_LOG_INFO, "%llu failed to send snapshot to %llu: unavailable",
                       ULL(r->id), ULL(pr->id));
         spl_iobuf_reset(&meta.data);
+        pr->snap_retry_tick = r->now_tick + 1; /* ask storage again next tick */
         return false;
     }
     struct spl_raft_msg *m = spl__box_push(r, SPL_RAFT_MSG_SNAPSHOT, pr->id);
@@ -343,8 +344,11 @@ static bool spl__needs_send(const struct spl_raft *r, const struct spl__progress
 {
     if (pr->id == r->id || spl__progress_is_paused(pr))
         return false;
-    return pr->next <= last || pr->commit_sent < r->log.committed ||
-           (pr->state == SPL_RAFT_PROBE && pr->match < last);
+    bool wants = pr->next <= last || pr->commit_sent < r->log.committed ||
+                 (pr->state == SPL_RAFT_PROBE && pr->match < last);
+    if (wants && pr->next < spl__log_first_index(&r->log)) /* it needs a snapshot */
+        return pr->recent_active && r->now_tick >= pr->snap_retry_tick;
+    return wants;
 }
 
 bool spl__leader_wants_send(const struct spl_raft *r)
