@@ -28,7 +28,8 @@
  *         send rd.msgs_early[]                        (may go before step 1 finishes)
  *         1. persist: rd.snapshot (if any), then rd.entries (drop every stored entry with
  *            index >= rd.entries[0].index first), then rd.hard_state (if has_hard_state);
- *            fsync once when rd.must_sync.
+ *            fsync once when rd.must_sync. (A crash between these writes is tolerated:
+ *            spl_raft_init() accepts entries newer than the hard state's term.)
  *         2. send rd.msgs[]                           (only after step 1 is durable)
  *         3. install rd.snapshot into the state machine (if any), then apply
  *            rd.committed[] in order; serve rd.read_states[] once applied >= their index.
