@@ -10,11 +10,13 @@
 #include "rl_test.h"
 
 #include "base/log.h"
+#include "base/random.h"
 
 #define SEG_SIZE (64u << 10)
 #define POOL "/pool"
 #define DIR "/g"
-#define IDX_MAX 512
+#define IDX_MAX 2048
+#define OPS_MAX 40
 
 struct mentry {
     uint64_t term, salt;
@@ -42,7 +44,7 @@ struct op {
 
 /* The workload: appends that cross segments, hard state, lazy commit, explicit and
  * implicit truncation, snapshot + compaction, a snapshot install that resets the log. */
-static const struct op ops[] = {
+static const struct op scripted[] = {
     {.kind = OP_APPEND, .index = 1, .count = 8, .term = 1, .len = 700, .hs = true, .vote = 1},
     {.kind = OP_APPEND, .index = 9, .count = 40, .term = 1, .len = 1500},
     {.kind = OP_COMMIT_SYNC, .commit = 20},
@@ -59,10 +61,12 @@ static const struct op ops[] = {
     {.kind = OP_APPEND, .index = 205, .count = 3, .term = 4, .len = 64, .hs = true,
      .vote = 4, .commit = 200},
 };
-#define OP_COUNT ((int)SPL_ARRAY_SIZE(ops))
 
-static struct model states[OP_COUNT + 1]; /* states[k]: after the first k ops */
-static uint64_t firsts[OP_COUNT];         /* first index after op k (reference run) */
+/* The workload under test: the script above, or one generated from a seed. */
+static struct op ops[OPS_MAX];
+static int OP_COUNT;
+static struct model states[OPS_MAX + 1]; /* states[k]: after the first k ops */
+static uint64_t firsts[OPS_MAX];         /* first index after op k (reference run) */
 
 static void model_apply(struct model *m, int k)
 {
@@ -252,10 +256,75 @@ static void reopen_and_check(struct spl_vfs_mem *m, int failed, const char *ctx)
     assert_int_equal(spl_vfs_mem_open_fds(m), 0);
 }
 
-static int setup(void **state)
+/* A random but valid workload: every op respects what the log allows at that point
+ * (indexes above the commit and the snapshot, non-decreasing terms and hard state). */
+static void generate(uint64_t seed)
 {
-    (void)state;
-    spl_log_set_level(SPL_LOG_FATAL); /* every run logs its injected failure */
+    struct spl_rand r;
+    struct model m;
+    spl_rand_seed(&r, seed);
+    memset(&m, 0, sizeof(m));
+    m.first = 1;
+    uint64_t hs_term = 0;
+    OP_COUNT = 0;
+    while (OP_COUNT < 25) {
+        struct op o = {0};
+        uint64_t floor = (m.hs.commit > m.snap_index ? m.hs.commit : m.snap_index) + 1;
+        uint64_t last_term = m.last >= m.first ? m.e[m.last].term
+                             : m.last == m.snap_index ? m.snap_term : 0;
+        uint64_t pick = spl_rand_below(&r, 100);
+        if (pick < 55 || m.last + 1 < m.first || m.last < 5) {
+            o.kind = OP_APPEND;
+            o.index = m.last + 1;
+            if (pick % 4 == 0 && floor <= m.last && floor >= m.first)
+                o.index = spl_rand_range(&r, floor, m.last); /* a conflict */
+            o.count = (uint32_t)spl_rand_range(&r, 1, 20);
+            o.len = (uint32_t)spl_rand_range(&r, 24, 3000);
+            uint64_t prev = o.index - 1 >= m.first ? m.e[o.index - 1].term
+                            : o.index - 1 == m.snap_index ? m.snap_term : 0;
+            o.term = (prev > hs_term ? prev : hs_term) + (o.index <= m.last || pick % 5 == 0);
+            if (o.term == 0)
+                o.term = 1;
+            o.hs = o.term != hs_term || pick % 3 == 0;
+            o.vote = 1;
+            o.commit = m.hs.commit;
+            if (o.hs && o.index > m.hs.commit + 1 && pick % 2)
+                o.commit = spl_rand_range(&r, m.hs.commit, o.index - 1);
+        } else if (pick < 68 && floor <= m.last) {
+            o.kind = OP_TRUNCATE;
+            o.index = spl_rand_range(&r, floor, m.last);
+        } else if (pick < 80 && m.hs.commit >= m.first && m.hs.commit > m.snap_index) {
+            uint64_t lo = m.snap_index > m.first ? m.snap_index : m.first;
+            o.kind = OP_SNAP_COMPACT;
+            o.index = spl_rand_range(&r, lo, m.hs.commit);
+            o.term = m.e[o.index].term;
+        } else if (pick < 92 && m.last > m.hs.commit) {
+            o.kind = OP_COMMIT_SYNC;
+            o.commit = spl_rand_range(&r, m.hs.commit + 1, m.last);
+        } else if (m.last + 60 < IDX_MAX - 100) {
+            o.kind = OP_INSTALL;
+            o.index = m.last + spl_rand_range(&r, 1, 50);
+            o.term = (last_term > hs_term ? last_term : hs_term) + 1;
+        } else {
+            continue;
+        }
+        if (o.kind == OP_APPEND && o.index + o.count >= IDX_MAX)
+            continue;
+        ops[OP_COUNT] = o;
+        firsts[OP_COUNT] = m.first; /* compaction is fixed up by the reference run */
+        model_apply(&m, OP_COUNT);
+        if (o.kind == OP_APPEND && o.hs)
+            hs_term = o.term;
+        if (o.kind == OP_INSTALL)
+            m.hs.commit = o.index; /* what the log notes for the next hard state */
+        OP_COUNT++;
+    }
+}
+
+/* Run the workload once without faults: record where compaction leaves the first index,
+ * build the states, and check the result against the last one. */
+static void prepare(void)
+{
     memset(states, 0, sizeof(states));
     states[0].first = 1;
     struct spl_vfs_mem *m = fresh_disk();
@@ -267,6 +336,19 @@ static int setup(void **state)
     spl_vfs_mem_reboot(m, SPL_VFS_REBOOT_DROP, 0);
     reopen_and_check(m, -1, "reference");
     spl_vfs_mem_destroy(m);
+}
+
+static void use_script(void)
+{
+    OP_COUNT = (int)SPL_ARRAY_SIZE(scripted);
+    memcpy(ops, scripted, sizeof(scripted));
+    prepare();
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    spl_log_set_level(SPL_LOG_FATAL); /* every run logs its injected failure */
     return 0;
 }
 
@@ -277,9 +359,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static void test_crash_loop(void **state)
+/* Crash at every mutation of the current workload, in three reboot modes. */
+static void crash_loop(uint64_t *runs_out, uint64_t *crashes_out)
 {
-    (void)state;
     uint64_t runs = 0, crashes = 0;
     bool done = false;
     for (uint64_t n = 1; !done; n++) {
@@ -287,7 +369,7 @@ static void test_crash_loop(void **state)
             char ctx[96];
             struct spl_vfs_mem *m = fresh_disk();
             uint64_t tear = (n * 131 + (uint64_t)mode * 17) % 4200;
-            spl_vfs_mem_crash_at(m, n, mode == 1 ? tear : 0);
+            spl_vfs_mem_crash_at(m, n, tear);
             int failed = run_workload(m, false);
             bool crashed = spl_vfs_mem_crashed(m);
             if (!crashed)
@@ -305,32 +387,81 @@ static void test_crash_loop(void **state)
             runs++;
         }
     }
-    printf("crash loop: %" PRIu64 " runs, %" PRIu64 " crashes\n", runs, crashes);
+    *runs_out += runs;
+    *crashes_out += crashes;
+}
+
+static void test_crash_loop(void **state)
+{
+    (void)state;
+    uint64_t runs = 0, crashes = 0;
+    use_script();
+    crash_loop(&runs, &crashes);
+    printf("crash loop (scripted workload): %" PRIu64 " runs, %" PRIu64 " crashes\n", runs,
+           crashes);
     assert_true(crashes > 100);
 }
 
-static void fail_loop(enum spl_vfs_fault_class cls, int err, const char *name)
+static void test_crash_loop_random(void **state)
 {
-    uint64_t runs = 0, failures = 0;
+    (void)state;
+    uint64_t runs = 0, crashes = 0, kinds[5] = {0}, conflicts = 0;
+    const char *env = getenv("SPL_RAFTLOG_FAULT_SEEDS"); /* longer soaks: export it */
+    uint64_t seeds = env ? strtoull(env, NULL, 10) : 12;
+    for (uint64_t seed = 1; seed <= seeds; seed++) {
+        generate(seed);
+        for (int k = 0; k < OP_COUNT; k++)
+            kinds[ops[k].kind]++;
+        prepare();
+        for (int k = 0; k < OP_COUNT; k++)
+            conflicts += ops[k].kind == OP_APPEND && ops[k].index <= states[k].last;
+        crash_loop(&runs, &crashes);
+    }
+    printf("crash loop (%" PRIu64 " random workloads: %" PRIu64 " appends, %" PRIu64
+           " conflicting, %" PRIu64 " truncates, %" PRIu64 " snapshot+compacts, %" PRIu64
+           " installs, %" PRIu64 " commits): %" PRIu64 " runs, %" PRIu64 " crashes\n", seeds,
+           kinds[OP_APPEND], conflicts, kinds[OP_TRUNCATE], kinds[OP_SNAP_COMPACT], kinds[OP_INSTALL], kinds[OP_COMMIT_SYNC],
+           runs, crashes);
+    assert_true(crashes > 100 * seeds);
+}
+
+/* Fail the N-th call of a class (once) for N = 1, 2, ... over the current workload. */
+static void fail_loop_one(enum spl_vfs_fault_class cls, int err, bool persist,
+                          const char *name, uint64_t *runs, uint64_t *failures)
+{
     for (uint64_t n = 1;; n++) {
         char ctx[96];
         struct spl_vfs_mem *m = fresh_disk();
         uint64_t base = spl_vfs_mem_count(m, cls);
-        spl_vfs_mem_fail(m, cls, n, err, false);
+        spl_vfs_mem_fail(m, cls, n, err, persist);
         int failed = run_workload(m, false);
         bool hit = spl_vfs_mem_count(m, cls) - base >= n;
-        failures += failed >= 0;
+        *failures += failed >= 0;
         /* a process restart after the error, or a power loss after it */
         spl_vfs_mem_reboot(m, n % 2 ? SPL_VFS_REBOOT_KEEP : SPL_VFS_REBOOT_DROP, 0);
         snprintf(ctx, sizeof(ctx), "%s fault at call %" PRIu64 " (op %d)", name, n, failed);
         reopen_and_check(m, failed, ctx);
         spl_vfs_mem_destroy(m);
-        runs++;
+        (*runs)++;
         if (!hit)
             break;
     }
-    printf("%s fault loop: %" PRIu64 " runs, %" PRIu64 " failed workloads\n", name, runs,
-           failures);
+}
+
+static void fail_loop(enum spl_vfs_fault_class cls, int err, const char *name)
+{
+    uint64_t runs = 0, failures = 0;
+    for (int persist = 0; persist < 2; persist++) {
+        use_script();
+        fail_loop_one(cls, err, persist, name, &runs, &failures);
+        for (uint64_t seed = 100; seed < 106; seed++) {
+            generate(seed);
+            prepare();
+            fail_loop_one(cls, err, persist, name, &runs, &failures);
+        }
+    }
+    printf("%s fault loop (scripted + 6 random workloads, transient and persistent): %" PRIu64
+           " runs, %" PRIu64 " failed workloads\n", name, runs, failures);
     assert_true(failures > 0);
 }
 
@@ -356,6 +487,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crash_loop),
+        cmocka_unit_test(test_crash_loop_random),
         cmocka_unit_test(test_fail_writes),
         cmocka_unit_test(test_fail_syncs),
         cmocka_unit_test(test_fail_metadata),
