@@ -420,8 +420,8 @@ static void test_crash_loop_random(void **state)
     printf("crash loop (%" PRIu64 " random workloads: %" PRIu64 " appends, %" PRIu64
            " conflicting, %" PRIu64 " truncates, %" PRIu64 " snapshot+compacts, %" PRIu64
            " installs, %" PRIu64 " commits): %" PRIu64 " runs, %" PRIu64 " crashes\n", seeds,
-           kinds[OP_APPEND], conflicts, kinds[OP_TRUNCATE], kinds[OP_SNAP_COMPACT], kinds[OP_INSTALL], kinds[OP_COMMIT_SYNC],
-           runs, crashes);
+           kinds[OP_APPEND], conflicts, kinds[OP_TRUNCATE], kinds[OP_SNAP_COMPACT],
+           kinds[OP_INSTALL], kinds[OP_COMMIT_SYNC], runs, crashes);
     assert_true(crashes > 100 * seeds);
 }
 
