@@ -177,11 +177,16 @@ void spl__raftlog_sync_group(struct spl_raftlog *g)
 /* SYNCFS mode: one syncfs() for a batch of groups. No io_mu: nothing here touches a
  * segment fd (the syncfs goes through the pool directory's fd), and the hard state fd
  * lives as long as the group. */
-static void sync_batch(struct spl_raftlog_env *env, struct spl_raftlog **gs, uint32_t n)
+struct batch_scratch {
+    struct sync_snap *s;
+    struct spl_raftlog_req **done;
+};
+
+static void sync_batch(struct spl_raftlog_env *env, struct spl_raftlog **gs, uint32_t n,
+                       struct batch_scratch *b)
 {
-    struct sync_snap *s = calloc(n, sizeof(*s));
-    struct spl_raftlog_req **done = calloc(n, sizeof(*done));
-    ASSERT(s && done);
+    struct sync_snap *s = b->s;
+    struct spl_raftlog_req **done = b->done;
     for (uint32_t i = 0; i < n; i++) {
         sync_take(gs[i], &s[i]);
         if (s[i].err == 0 && s[i].has_hs)
@@ -194,8 +199,20 @@ static void sync_batch(struct spl_raftlog_env *env, struct spl_raftlog **gs, uin
         sync_finish(gs[i], &s[i], s[i].err ? s[i].err : rc, &done[i]);
     for (uint32_t i = 0; i < n; i++)
         sync_settle(gs[i], done[i]);
-    free(s);
-    free(done);
+}
+
+/* Scratch for batches of up to max groups, allocated once per worker (not per round). */
+static void batch_scratch_init(struct batch_scratch *b, uint32_t max)
+{
+    b->s = calloc(max ? max : 1, sizeof(*b->s));
+    b->done = calloc(max ? max : 1, sizeof(*b->done));
+    ASSERT(b->s && b->done);
+}
+
+static void batch_scratch_free(struct batch_scratch *b)
+{
+    free(b->s);
+    free(b->done);
 }
 
 /* ---- workers ---- */
@@ -206,7 +223,9 @@ static void *env_worker(void *arg)
     bool batch = env->cfg.sync_mode == SPL_RAFTLOG_SYNC_SYNCFS;
     uint32_t max = batch ? SPL_RAFTLOG_GROUPS_MAX : 1;
     struct spl_raftlog **gs = calloc(max, sizeof(*gs));
+    struct batch_scratch scratch;
     ASSERT(gs != NULL);
+    batch_scratch_init(&scratch, batch ? max : 0);
     pthread_mutex_lock(&env->qmu);
     for (;;) {
         while (!env->q_head && !env->stopping)
@@ -216,12 +235,13 @@ static void *env_worker(void *arg)
         uint32_t n = env_pop(env, gs, max);
         pthread_mutex_unlock(&env->qmu);
         if (batch)
-            sync_batch(env, gs, n);
+            sync_batch(env, gs, n, &scratch);
         else
             spl__raftlog_sync_group(gs[0]);
         pthread_mutex_lock(&env->qmu);
     }
     pthread_mutex_unlock(&env->qmu);
+    batch_scratch_free(&scratch);
     free(gs);
     return NULL;
 }
@@ -236,7 +256,10 @@ int spl_raftlog_env_poll(struct spl_raftlog_env *env)
     n = env_pop(env, gs, n);
     pthread_mutex_unlock(&env->qmu);
     if (n && env->cfg.sync_mode == SPL_RAFTLOG_SYNC_SYNCFS) {
-        sync_batch(env, gs, n);
+        struct batch_scratch scratch;
+        batch_scratch_init(&scratch, n);
+        sync_batch(env, gs, n, &scratch);
+        batch_scratch_free(&scratch);
     } else {
         for (uint32_t i = 0; i < n; i++)
             spl__raftlog_sync_group(gs[i]);
