@@ -109,7 +109,8 @@ static void observe_cb(void *arg, const struct spl_etcd_kv *leader)
     pthread_mutex_lock(&ha->lock);
     size_t n = leader->value_len < sizeof ha->leader_addr - 1 ? leader->value_len
                                                               : sizeof ha->leader_addr - 1;
-    memcpy(ha->leader_addr, leader->value, n);
+    if (n)
+        memcpy(ha->leader_addr, leader->value, n);
     ha->leader_addr[n] = '\0';
     pthread_mutex_unlock(&ha->lock);
     LOG_INFO("mds.ha", "observed leader %s", ha->leader_addr);

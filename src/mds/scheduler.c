@@ -701,7 +701,9 @@ static void round_locked(struct spl_sched *s, struct spl_hbstate *hb, uint64_t n
         schedule_recover(s, hb, now);
         schedule_replica_count(s, hb, now);
     }
-    bool busy = s->op_count > 0 || offline;
+    bool busy = offline; /* recovering: leave the replicas where recovery puts them */
+    for (uint32_t i = 0; i < s->op_count && !busy; i++)
+        busy = s->ops[i].kind == OP_RECOVER || s->ops[i].kind == OP_REPLICA;
     if (cfg->copyset_balance && !busy &&
         now - s->last_cbal_ns >= cfg->copyset_balance_period_ms * NS_PER_MS) {
         s->last_cbal_ns = now;

@@ -384,7 +384,8 @@ void spl_mdsd_do_get_copysets(struct spl_mdsd *d, spl_rpc_call *call)
         if (!c)
             rc = SPL_ECS_UNKNOWN;
         else if ((idx = calloc(c->set_count + 1, sizeof *idx)) != NULL) {
-            memcpy(idx, c->sets, c->set_count * sizeof *idx);
+            if (c->set_count)
+                memcpy(idx, c->sets, c->set_count * sizeof *idx);
             idx_count = c->set_count;
         }
     }

@@ -125,7 +125,8 @@ static void reply_list(spl_rpc_call *call, const Spline__ListVolumesRequest *req
                        struct spl_volume *v, size_t n)
 {
     uint32_t limit = req->limit ? req->limit : LIST_LIMIT_DEFAULT;
-    qsort(v, n, sizeof *v, cmp_vol_name);
+    if (n > 1)
+        qsort(v, n, sizeof *v, cmp_vol_name);
     size_t first = 0;
     if (req->start_after && req->start_after[0])
         while (first < n && strcmp(v[first].name, req->start_after) <= 0)

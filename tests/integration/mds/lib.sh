@@ -24,6 +24,8 @@ cleanup() {
     if [ "$rc" != 0 ]; then
         echo "--- FAILED (rc $rc); logs in $T" >&2
         for f in "$T"/*.log; do echo "--- $f (tail)" >&2; tail -n 25 "$f" >&2 || true; done
+        grep -l "Sanitizer" "$T"/*.err 2>/dev/null | while read -r f; do
+            echo "--- $f" >&2; grep -A 30 "Sanitizer" "$f" | head -60 >&2; done
     fi
     if [ "${KEEP:-0}" != 1 ] && [ "$rc" = 0 ]; then rm -rf "$T"; fi
 }
@@ -72,7 +74,7 @@ start_mds() {
     "$MDS_BIN" --name="$name" --listen=127.0.0.1:0 --port_file="$T/$name.port" \
         --etcd="$ep" --http_port="$http" --lease_ttl="${LEASE_TTL_MS}ms" \
         --fence_margin="${FENCE_MARGIN_MS}ms" --log_file="$T/$name.log" "$@" \
-        >/dev/null 2>&1 &
+        >/dev/null 2>"$T/$name.err" &
     MDS_PID[$name]=$!
     PIDS+=("$!")
     MDS_HTTP[$name]=$http
