@@ -66,7 +66,7 @@
 #define SPL_RAFTLOG_SEGMENT_SIZE_MAX (1u << 30)   /* record offsets are 32-bit */
 #define SPL_RAFTLOG_SEGMENT_HEADER_SIZE 4096u     /* two header slots; records start here */
 #define SPL_RAFTLOG_SEGMENTS_PER_GROUP_MAX 4096   /* live segments of one group */
-#define SPL_RAFTLOG_APPEND_ENTRIES_MAX 4096       /* entries in one append call (a ready batch) */
+#define SPL_RAFTLOG_APPEND_ENTRIES_MAX 65536      /* entries in one append call (a ready batch) */
 #define SPL_RAFTLOG_READ_BYTES_MAX (64u << 20)    /* bytes one entries() read may return */
 #define SPL_RAFTLOG_SYNC_THREADS_MAX 64           /* sync workers per env (per disk) */
 #define SPL_RAFTLOG_POOL_FILES_MAX (1u << 20)     /* files in one walpool directory */
@@ -129,8 +129,9 @@ SPL_STATIC_ASSERT(SPL_RAFTLOG_SEGMENT_SIZE_MIN % SPL_BLOCK_SIZE == 0, "segments 
 SPL_STATIC_ASSERT(SPL_RAFTLOG_SEGMENT_SIZE_DEFAULT >= SPL_RAFTLOG_SEGMENT_HEADER_SIZE + 64 +
                       SPL_RAFT_ENTRY_MAX, "a default segment holds the largest entry");
 SPL_STATIC_ASSERT(SPL_RAFTLOG_READ_BYTES_MAX >= SPL_RAFT_ENTRY_MAX, "a read returns any entry");
-SPL_STATIC_ASSERT(SPL_RAFTLOG_APPEND_ENTRIES_MAX >= SPL_RAFT_BATCH_ENTRIES_MAX,
-                  "an append takes a whole AppendEntries batch");
+SPL_STATIC_ASSERT(SPL_RAFTLOG_APPEND_ENTRIES_MAX >= SPL_RAFT_BATCH_ENTRIES_MAX *
+                      SPL_RAFT_INFLIGHT_MSGS_MAX && SPL_RAFTLOG_APPEND_ENTRIES_MAX >=
+                      SPL_RAFT_PROPOSALS_MAX, "an append takes a whole ready's entries");
 SPL_STATIC_ASSERT(SPL_RAFTLOG_SNAP_META_MAX >= 64 + SPL_RAFTLOG_SNAP_BLOB_MAX +
                       (uint64_t)SPL_RAFTLOG_SNAP_FILES_MAX * (10 + SPL_RAFTLOG_SNAP_NAME_MAX),
                   "snapshot meta holds every file name and the blob");

@@ -699,7 +699,7 @@ int spl_raftlog_append(struct spl_raftlog *g, const struct spl_raftlog_entry *en
         check_hardstate(g, hs);
     uint32_t rolls = count ? plan_rolls(g, ents, count) : 0;
     if (g->seg_count + rolls > SPL_RAFTLOG_SEGMENTS_PER_GROUP_MAX)
-        return SPL_ETOOBIG;
+        return SPL_ETOOBIG; /* also bounds roll_ids[] */
     if (rolls && (rc = spl__raftlog_pool_reserve(&g->env->pool, rolls, g->roll_ids)) != 0)
         return rc; /* POOLEMPTY: nothing changed */
     if (count && ents[0].index <= g->last_index) {

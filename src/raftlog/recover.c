@@ -488,7 +488,7 @@ static struct spl_raftlog *group_new(struct spl_raftlog_env *env, uint64_t group
     g->iov = calloc(SPL__RAFTLOG_IOV_MAX, sizeof(*g->iov));
     g->hdrs = calloc(SPL__RAFTLOG_BATCH_RECS, SPL_RAFTLOG_REC_HEADER_SIZE);
     g->batch_locs = calloc(SPL__RAFTLOG_BATCH_RECS, sizeof(*g->batch_locs));
-    g->roll_ids = calloc(SPL_RAFTLOG_APPEND_ENTRIES_MAX, sizeof(*g->roll_ids));
+    g->roll_ids = calloc(SPL_RAFTLOG_SEGMENTS_PER_GROUP_MAX, sizeof(*g->roll_ids));
     g->segs = calloc(SPL_RAFTLOG_SEGMENTS_PER_GROUP_MAX, sizeof(*g->segs));
     g->seg_cap = SPL_RAFTLOG_SEGMENTS_PER_GROUP_MAX;
     if (!g->iov || !g->hdrs || !g->batch_locs || !g->roll_ids || !g->segs) {
