@@ -72,7 +72,7 @@ static bool persist_point(struct sim *s, struct sim_node *n, int p)
     char why[48];
     snprintf(why, sizeof(why), "killed at persist point %d", p);
     sim_node_crash(s, n, why);
-    sim_schedule_restart(s, n, sim_rand_range(&s->w, SPL_SIM_MS, SPL_SIM_SEC));
+    sim_schedule_restart(s, n, sim_restart_delay(s));
     return true;
 }
 
@@ -963,7 +963,8 @@ static void client_next(struct sim *s, struct sim_client *c)
         return;
     c->op++;
     c->state = SIM_CLIENT_WAITING;
-    c->kind = sim_chance(&s->w, 1, 2) ? SPL_LIN_PUT : SPL_LIN_GET;
+    c->kind = sim_chance(&s->w, s->write_pct, 100) && s->w.now_ns >= s->quiet_until_ns
+                  ? SPL_LIN_PUT : SPL_LIN_GET;
     c->key = sim_rand_below(&s->w, SIM_KEYS);
     c->value = c->kind == SPL_LIN_PUT ? ++s->next_value : 0;
     c->call_ns = s->w.now_ns;
@@ -988,8 +989,11 @@ static void client_next(struct sim *s, struct sim_client *c)
 static void client_done(struct sim *s, struct sim_client *c)
 {
     c->state = SIM_CLIENT_IDLE;
-    sim_schedule(&s->w, s->w.now_ns + sim_rand_below(&s->w, 5 * SPL_SIM_MS),
-                     SIM_EV_CLIENT_NEXT, 0, (uint64_t)c->id, NULL);
+    /* Mostly back-to-back; sometimes a quiet spell, so that logs stay equal for a while
+     * (elections then depend on timing alone). */
+    uint64_t think = sim_chance(&s->w, 1, 30) ? sim_rand_range(&s->w, 100, 2000) * SPL_SIM_MS
+                                               : sim_rand_below(&s->w, 5 * SPL_SIM_MS);
+    sim_schedule(&s->w, s->w.now_ns + think, SIM_EV_CLIENT_NEXT, 0, (uint64_t)c->id, NULL);
 }
 
 /* The outcome of an op whose reply never came: a put may have happened (pending). */
@@ -1093,6 +1097,12 @@ static void dispatch(struct sim *s, struct sim_event *ev)
     case SIM_EV_REPORT:
         on_report(s, ev);
         break;
+    case SIM_EV_BOUNCE:
+        sim_fault_bounce(s, ev->node, (int)ev->arg);
+        break;
+    case SIM_EV_CAMPAIGN:
+        sim_fault_campaign(s, ev->node);
+        break;
     case SIM_EV_HEAL:
         sim_net_heal(&s->net);
         SIM_TRACE(s, 0, "network healed");
@@ -1119,6 +1129,7 @@ static void setup(struct sim *s)
     s->max_msg_bytes = sim_chance(w, 1, 2) ? 64 : 4096;
     s->drift_ppm_max = 20000;
     s->client_timeout_ns = sim_rand_range(w, 100, 1000) * SPL_SIM_MS;
+    s->write_pct = (uint32_t)sim_rand_range(w, 10, 70);
     struct sim_net_params np = {
         .drop_ppm = (uint32_t)sim_rand_below(w, 50000),
         .dup_ppm = (uint32_t)sim_rand_below(w, 20000),
@@ -1134,9 +1145,9 @@ static void setup(struct sim *s)
     for (int id = 1; id <= voters; id++)
         conf.voters[conf.voter_count++] = (uint64_t)id;
     SIM_TRACE(s, 0, "seed 0x%016" PRIx64 ": %d voters, election %u hb %u prevote %d atomic %d "
-              "inflight %u msg %" PRIu64 " B, drop %u dup %u late %u flip %u ppm, delay <= %"
-              PRIu64 " ms", s->opt.seed, voters, s->election_tick, s->heartbeat_tick,
-              s->pre_vote, s->atomic_ready,
+              "writes %u%% inflight %u msg %" PRIu64 " B, drop %u dup %u late %u flip %u ppm, "
+              "delay <= %" PRIu64 " ms", s->opt.seed, voters, s->election_tick,
+              s->heartbeat_tick, s->pre_vote, s->atomic_ready, s->write_pct,
               s->max_inflight, s->max_msg_bytes, np.drop_ppm, np.dup_ppm, np.late_ppm,
               np.flip_ppm, np.delay_max_ns / SPL_SIM_MS);
     for (int id = 1; id <= voters; id++)

@@ -11,6 +11,8 @@
     XX(PARTITION, 6)                                                                     \
     XX(ISOLATE_LEADER, 4)                                                                \
     XX(ONE_WAY, 4)                                                                       \
+    XX(CUT_PAIR, 3)                                                                      \
+    XX(CUT_AND_BOUNCE, 3)                                                                \
     XX(BRIDGE, 2)                                                                        \
     XX(FLAP, 2)                                                                          \
     XX(CLOG, 2)                                                                          \
@@ -27,6 +29,8 @@
     XX(DISK_SLOW, 3)                                                                     \
     XX(MEMBERSHIP, 4)                                                                    \
     XX(TRANSFER, 4)                                                                      \
+    XX(CAMPAIGN, 2)                                                                      \
+    XX(QUIET, 3)                                                                         \
     XX(COMPACT, 3)
 
 enum sim_fault {
@@ -48,18 +52,36 @@ static const char *const fault_name[] = {
 #undef XX
 };
 
+/* Swarm testing: each seed leaves out a random subset of fault kinds, so that the
+ * remaining ones combine more densely than a uniform mix would let them. */
+static uint32_t swarm_weight(struct sim *s, int f)
+{
+    return (s->fault_mask >> f) & 1 ? fault_weight[f] : 0;
+}
+
 static int pick_fault(struct sim *s)
 {
     uint32_t total = 0;
     for (int i = 0; i < SIM_F_COUNT; i++)
-        total += fault_weight[i];
+        total += swarm_weight(s, i);
+    if (total == 0)
+        return SIM_F_HEAL;
     uint32_t r = (uint32_t)sim_rand_below(&s->w, total);
     for (int i = 0; i < SIM_F_COUNT; i++) {
-        if (r < fault_weight[i])
+        if (r < swarm_weight(s, i))
             return i;
-        r -= fault_weight[i];
+        r -= swarm_weight(s, i);
     }
     return SIM_F_HEAL;
+}
+
+/* A crashed process comes back after a restart delay: often at once (a supervisor),
+ * otherwise after up to 2 s. */
+uint64_t sim_restart_delay(struct sim *s)
+{
+    if (sim_chance(&s->w, 2, 5))
+        return sim_rand_range(&s->w, 1, 60) * SPL_SIM_MS;
+    return sim_rand_range(&s->w, 1, 2000) * SPL_SIM_MS;
 }
 
 /* A random node that exists (up or not when any_state), 0 if none. */
@@ -105,6 +127,27 @@ static void fault_network(struct sim *s, int f)
         if (l)
             sim_net_isolate(net, l);
         heal_later(s, 50, 3000);
+    } else if (f == SIM_F_CUT_PAIR) { /* the leader and one follower lose each other */
+        int a = sim_leader(s), b = pick_node(s, false);
+        if (a && b && a != b) {
+            sim_net_set_link(net, a, b, false);
+            sim_net_set_link(net, b, a, false);
+        }
+        heal_later(s, 50, 2000);
+    } else if (f == SIM_F_CUT_AND_BOUNCE) {
+        /* The classic attack on leases: the leader is cut off right after its followers
+         * acknowledged it; one follower is killed and restarted at once, and another
+         * campaigns just after. The restarted voter must not help elect anyone while the
+         * old leader's lease still counts its acknowledgement from before the crash. */
+        int l = sim_leader(s), c = pick_node(s, true), a = pick_node(s, true);
+        if (sim_chance(&s->w, 1, 2)) /* an idle group: no writes meanwhile */
+            s->quiet_until_ns = s->w.now_ns + 3 * SPL_SIM_SEC;
+        if (l && c && a && l != c && l != a && a != c) {
+            sim_net_isolate(net, l);
+            uint64_t later = sim_rand_below(&s->w, election_ns(s) / 3);
+            sim_schedule(&s->w, s->w.now_ns + later, SIM_EV_BOUNCE, a, (uint64_t)c, NULL);
+        }
+        heal_later(s, 200, 2000);
     } else if (f == SIM_F_ONE_WAY) {
         int a = pick_node(s, false), b = pick_node(s, false);
         if (sim_chance(&s->w, 1, 2) && sim_leader(s))
@@ -148,7 +191,7 @@ static void fault_process(struct sim *s, int f)
             return;
         sim_node_crash(s, &s->node[id], fault_name[f]);
         s->res->restarts++;
-        sim_schedule_restart(s, &s->node[id], sim_rand_range(&s->w, 1, 2000) * SPL_SIM_MS);
+        sim_schedule_restart(s, &s->node[id], sim_restart_delay(s));
     } else if (f == SIM_F_CRASH_AT_POINT) {
         int id = sim_chance(&s->w, 1, 2) ? sim_leader(s) : pick_node(s, true);
         if (id) {
@@ -328,14 +371,61 @@ static void fault_raft(struct sim *s, int f)
         SIM_TRACE(s, l, "fault TRANSFER to n%" PRIu64 ": %s", to, spl_errname(rc));
         s->res->transfers += rc == 0;
         sim_node_pump(s, n);
+    } else if (f == SIM_F_QUIET) {
+        s->quiet_until_ns = s->w.now_ns + sim_rand_range(&s->w, 300, 3000) * SPL_SIM_MS;
+        SIM_TRACE(s, 0, "fault QUIET: clients only read for %" PRIu64 " ms",
+                  (s->quiet_until_ns - s->w.now_ns) / SPL_SIM_MS);
+    } else if (f == SIM_F_CAMPAIGN) {
+        int id = pick_node(s, true);
+        if (id && id != l)
+            sim_fault_campaign(s, id);
     } else if (f == SIM_F_COMPACT) {
         n->snap_every = sim_rand_range(&s->w, 1, 4);
         SIM_TRACE(s, l, "fault COMPACT: snapshot every %" PRIu64 " entries", n->snap_every);
     }
 }
 
+void sim_fault_bounce(struct sim *s, int id, int campaigner)
+{
+    struct sim_node *n = &s->node[id];
+    if (!s->faults_on || !n->up)
+        return;
+    sim_node_crash(s, n, "BOUNCE");
+    s->res->restarts++;
+    uint64_t back = sim_rand_range(&s->w, 1, 15) * SPL_SIM_MS;
+    sim_schedule_restart(s, n, back);
+    /* ...and the cut-off follower campaigns just after the restart (0 = don't). */
+    if (campaigner)
+        sim_schedule(&s->w, s->w.now_ns + back + sim_rand_range(&s->w, 1, 10) * SPL_SIM_MS,
+                     SIM_EV_CAMPAIGN, campaigner, 0, NULL);
+}
+
+void sim_fault_campaign(struct sim *s, int id)
+{
+    struct sim_node *n = &s->node[id];
+    if (!s->faults_on || !n->up || n->paused_until_ns > s->w.now_ns)
+        return;
+    int l = sim_leader(s);
+    int rc = spl_raft_campaign(n->raft);
+    SIM_TRACE(s, id, "fault CAMPAIGN now: %s (leader n%d lease %d)", spl_errname(rc), l,
+              l ? spl_raft_lease_valid(s->node[l].raft) : 0);
+    sim_node_pump(s, n);
+}
+
 void sim_faults_start(struct sim *s)
 {
+    s->fault_mask = 0;
+    for (int f = 0; f < SIM_F_COUNT; f++)
+        if (sim_chance(&s->w, 7, 10))
+            s->fault_mask |= 1u << f;
+    char kinds[512] = "";
+    size_t used = 0;
+    for (int f = 0; f < SIM_F_COUNT && used < sizeof(kinds); f++)
+        if ((s->fault_mask >> f) & 1) {
+            int w = snprintf(kinds + used, sizeof(kinds) - used, " %s", fault_name[f]);
+            used += w > 0 ? (size_t)w : 0;
+        }
+    SIM_TRACE(s, 0, "faults of this seed:%s", kinds);
     sim_schedule(&s->w, s->w.now_ns + sim_rand_range(&s->w, 50, 300) * SPL_SIM_MS,
                  SIM_EV_FAULT, 0, 0, NULL);
 }
@@ -345,6 +435,7 @@ void sim_fault_fire(struct sim *s)
     if (!s->faults_on)
         return;
     int f = pick_fault(s);
+    SPL_STATIC_ASSERT(SIM_F_COUNT <= 32, "fault_mask has 32 bits");
     if (f <= SIM_F_LOSS_BURST)
         fault_network(s, f);
     else if (f <= SIM_F_PAUSE)
@@ -364,6 +455,7 @@ void sim_faults_stop(struct sim *s)
     s->net.params.drop_ppm = s->net.params.dup_ppm = 0;
     s->net.params.late_ppm = s->net.params.flip_ppm = 0;
     s->conf_target = s->conf_victim = 0;
+    s->quiet_until_ns = 0;
     for (int id = 1; id <= s->node_count; id++) {
         struct sim_node *n = &s->node[id];
         if (!n->exists)

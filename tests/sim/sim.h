@@ -110,6 +110,8 @@ enum sim_event_kind {
     SIM_EV_RESTART,
     SIM_EV_HEAL,
     SIM_EV_CONF_STEP,
+    SIM_EV_BOUNCE,        /* kill a node and restart it at once; arg: who campaigns then */
+    SIM_EV_CAMPAIGN,      /* a node starts an election now (spl_raft_campaign) */
     SIM_EV_REPORT,        /* transport report to a node: ptr = peer | 0x100 for snapshot */
 };
 
@@ -220,6 +222,7 @@ struct sim {
     struct spl_lin_history hist;
     uint64_t next_value, next_read_ctx;
     bool faults_on;            /* the fault phase is running */
+    uint32_t fault_mask;       /* fault kinds this seed uses (swarm testing), faults.c */
     bool stop;                 /* a violation was found */
     struct spl_raft_entry *decode_buf;
     /* raft configuration of this seed */
@@ -229,6 +232,8 @@ struct sim {
     bool atomic_ready;         /* the log writes each ready as one atomic batch record */
     int64_t drift_ppm_max;
     uint64_t client_timeout_ns;
+    uint32_t write_pct;        /* share of client ops that are puts */
+    uint64_t quiet_until_ns;   /* clients only read until then (an idle group) */
     /* the ongoing membership change driven by the schedule */
     int conf_target;           /* node being added / replaced in; 0 = none */
     int conf_victim;           /* node to remove after the target is promoted */
@@ -277,7 +282,10 @@ bool sim_check_leader_for_term(struct sim *s, uint64_t term, int *node);
 
 /* faults.c */
 void sim_faults_start(struct sim *s);
+uint64_t sim_restart_delay(struct sim *s); /* how long a crashed process stays down */
 void sim_fault_fire(struct sim *s);
+void sim_fault_bounce(struct sim *s, int id, int campaigner);
+void sim_fault_campaign(struct sim *s, int id);
 void sim_conf_step(struct sim *s);
 void sim_faults_stop(struct sim *s);
 /* sim_liveness_done - in the fault-free window: true once a leader committed a marker
