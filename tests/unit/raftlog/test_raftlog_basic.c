@@ -421,6 +421,57 @@ static void test_open_errors(void **state)
     open_log(f);
 }
 
+static void free_nothing(void *ctx, void *data)
+{
+    (void)ctx;
+    (void)data;
+}
+
+/* One append of thousands of entries (many pwritev batches and several rolls), and an
+ * entry made of more slices than one pwritev takes (a record split over writes). */
+static void test_big_batches(void **state)
+{
+    struct fixture *f = *state;
+    uint32_t n = 5000;
+    struct spl_raftlog_entry *e = calloc(n, sizeof(*e));
+    for (uint32_t i = 0; i < n; i++)
+        rl_make_entry(&e[i], i + 1, 1, 9, 30);
+    assert_int_equal(spl_raftlog_append_wait(f->log, e, n, NULL), 0);
+    rl_free_entries(e, n);
+    free(e);
+    assert_true(spl_raftlog_segment_count(f->log) >= 4);
+    static uint8_t bytes[3000 * 8];
+    for (size_t i = 0; i < sizeof(bytes); i++)
+        bytes[i] = (uint8_t)(i * 7);
+    struct spl_raftlog_entry big = {.term = 1, .index = n + 1, .type = 0};
+    spl_iobuf_init(&big.data);
+    for (int i = 0; i < 3000; i++)
+        assert_int_equal(spl_iobuf_append_external(&big.data, bytes + i * 8, 8, free_nothing,
+                                                   NULL), 0);
+    assert_true(spl_iobuf_slices(&big.data) != NULL);
+    assert_int_equal(spl_raftlog_append_wait(f->log, &big, 1, NULL), 0);
+    spl_iobuf_reset(&big.data);
+    reopen(f);
+    assert_int_equal(spl_raftlog_last_index(f->log), n + 1);
+    struct spl_raftlog_entry out[1];
+    uint32_t got = 0;
+    rl_init_entries(out, 1);
+    assert_int_equal(spl_raftlog_entries(f->log, n + 1, n + 2, UINT64_MAX, out, 1, &got), 0);
+    assert_int_equal(spl_iobuf_len(&out[0].data), sizeof(bytes));
+    uint8_t *copy = malloc(sizeof(bytes));
+    spl_iobuf_copy_out(&out[0].data, 0, copy, sizeof(bytes));
+    assert_memory_equal(copy, bytes, sizeof(bytes));
+    free(copy);
+    rl_free_entries(out, 1);
+    struct spl_raftlog_entry some[8];
+    rl_init_entries(some, 8);
+    assert_int_equal(spl_raftlog_entries(f->log, 2500, 2508, UINT64_MAX, some, 8, &got), 0);
+    assert_int_equal(got, 8);
+    for (uint32_t i = 0; i < got; i++)
+        assert_true(rl_entry_ok(&some[i], 2500 + i, 1, 9, 30));
+    rl_free_entries(some, got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +486,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pool_take_return, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_fallback_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_batches, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
