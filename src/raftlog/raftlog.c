@@ -132,6 +132,39 @@ static void why_set(char *why, size_t why_len, const char *fmt, ...)
         snprintf(why, why_len, "%s", buf);
 }
 
+/* The group's structural invariants, O(segments): contiguous segments that agree with
+ * first/last/prev_term, records inside their segment, terms not going down at segment
+ * boundaries; only the tail may be written (sealed segments end at their seal). */
+void spl__raftlog_check_invariants(const struct spl_raftlog *g)
+{
+    ASSERT_CMP(g->last_index + 1, >=, g->first_index);
+    if (g->seg_count == 0) {
+        ASSERT_CMP(g->last_index + 1, ==, g->first_index);
+        return;
+    }
+    ASSERT_CMP(g->segs[0]->hdr.first_index, ==, g->first_index);
+    ASSERT_CMP(g->segs[0]->hdr.prev_term, ==, g->prev_term);
+    ASSERT_CMP(seg_last(g->segs[g->seg_count - 1]), ==, g->last_index);
+    uint64_t term = g->prev_term;
+    for (uint32_t k = 0; k < g->seg_count; k++) {
+        const struct spl__raftlog_seg *s = g->segs[k];
+        ASSERT(s->fd >= 0 && s->count <= s->cap);
+        ASSERT_CMP(s->end_off, <=, g->env->cfg.segment_size);
+        ASSERT_CMP(s->hdr.prev_term, ==, term);
+        if (k > 0)
+            ASSERT_CMP(s->hdr.first_index, ==, seg_last(g->segs[k - 1]) + 1);
+        if (s->hdr.flags & SPL_RAFTLOG_SEG_SEALED)
+            ASSERT_CMP(s->hdr.seal_last_index, ==, seg_last(s));
+        if (s->count) {
+            ASSERT_CMP(s->locs[0].term, >=, term);
+            ASSERT_CMP(s->locs[0].off, ==, SPL_RAFTLOG_SEGMENT_HEADER_SIZE);
+            const struct spl__raftlog_loc *l = &s->locs[s->count - 1];
+            ASSERT_CMP(l->off + spl_raftlog_rec_size(l->len), <=, s->end_off);
+            term = l->term;
+        }
+    }
+}
+
 /* Stop the log after an I/O error: every later call fails, pending callbacks get rc. */
 static int group_fail(struct spl_raftlog *g, int rc)
 {
@@ -718,6 +751,7 @@ int spl_raftlog_append(struct spl_raftlog *g, const struct spl_raftlog_entry *en
     rc = register_req(g, count > 0, hs, req, cb);
     if (rc == 0)
         STAT_ADD(g->env, st_appends, 1);
+    DASSERT((spl__raftlog_check_invariants(g), true));
     return rc;
 }
 
@@ -788,7 +822,10 @@ int spl_raftlog_truncate_suffix(struct spl_raftlog *g, uint64_t index)
     pthread_mutex_lock(&g->io_mu);
     rc = truncate_locked(g, index);
     pthread_mutex_unlock(&g->io_mu);
-    return rc ? group_fail(g, rc) : 0;
+    if (rc != 0)
+        return group_fail(g, rc);
+    DASSERT((spl__raftlog_check_invariants(g), true));
+    return 0;
 }
 
 int spl_raftlog_compact_prefix(struct spl_raftlog *g, uint64_t index)
@@ -805,7 +842,10 @@ int spl_raftlog_compact_prefix(struct spl_raftlog *g, uint64_t index)
         g->prev_term = g->segs[0]->hdr.prev_term;
     }
     pthread_mutex_unlock(&g->io_mu);
-    return rc ? group_fail(g, rc) : 0;
+    if (rc != 0)
+        return group_fail(g, rc);
+    DASSERT((spl__raftlog_check_invariants(g), true));
+    return 0;
 }
 
 static int snap_replace(struct spl_raftlog *g, const struct spl_raftlog_snapmeta *m)
@@ -866,5 +906,8 @@ int spl_raftlog_install_snapshot(struct spl_raftlog *g, const struct spl_raftlog
     }
     if (g->hs.commit < m->index)
         g->hs.commit = m->index; /* noted with the next hard state write */
-    return rc ? group_fail(g, rc) : 0;
+    if (rc != 0)
+        return group_fail(g, rc);
+    DASSERT((spl__raftlog_check_invariants(g), true));
+    return 0;
 }

@@ -147,6 +147,9 @@ struct spl_raftlog {
     uint64_t hs_seq;
 };
 
+/* ASSERT the group's structural invariants (O(segments); owner thread). */
+void spl__raftlog_check_invariants(const struct spl_raftlog *g);
+
 /* The sync work for one group (FDATASYNC mode): called by a worker that dequeued g. */
 void spl__raftlog_sync_group(struct spl_raftlog *g);
 

@@ -544,6 +544,7 @@ static int recover(struct spl_raftlog *g, int flags, char *why, size_t why_len)
         g->hs.commit = g->hs_pending.commit = g->last_index;
     }
     g->tail_fd = g->seg_count ? g->segs[g->seg_count - 1]->fd : -1;
+    spl__raftlog_check_invariants(g);
     return 0;
 }
 
