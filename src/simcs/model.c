@@ -113,8 +113,17 @@ void sim_model_set_id(struct sim_model *m, uint32_t index, uint32_t id, const ch
     pthread_mutex_lock(&m->lock);
     m->cs[index].id = id;
     snprintf(m->cs[index].token, sizeof m->cs[index].token, "%s", token ? token : "");
-    map_put(&m->cs_by_id, id, index);
+    if (id)
+        map_put(&m->cs_by_id, id, index);
     pthread_mutex_unlock(&m->lock);
+}
+
+uint32_t sim_model_id(struct sim_model *m, uint32_t index)
+{
+    pthread_mutex_lock(&m->lock);
+    uint32_t id = m->cs[index].id;
+    pthread_mutex_unlock(&m->lock);
+    return id;
 }
 
 static int index_locked(struct sim_model *m, uint32_t id)

@@ -77,6 +77,8 @@ int sim_model_init(struct sim_model *m, uint32_t cs_count, uint64_t seed, const 
                    uint16_t port);
 void sim_model_destroy(struct sim_model *m);
 void sim_model_set_id(struct sim_model *m, uint32_t index, uint32_t id, const char *token);
+/* sim_model_id - the id of chunkserver index i (0: not registered). */
+uint32_t sim_model_id(struct sim_model *m, uint32_t index);
 /* sim_model_index - the index of chunkserver id, or -1. */
 int sim_model_index(struct sim_model *m, uint32_t id);
 

@@ -104,7 +104,7 @@ struct simcs {
     atomic_uint outstanding;
     atomic_uint_least64_t round_start_ns, round_last_reply_ns;
     atomic_uint_least64_t rounds, hb_ok, hb_err;
-    uint64_t last_round_ms;
+    atomic_uint_least64_t last_round_ms;
     atomic_bool stop;
 };
 
@@ -183,7 +183,7 @@ static int layout_from_mds(struct simcs *s)
 static void register_pending(struct simcs *s)
 {
     for (uint32_t i = 0; i < s->model.cs_count && !atomic_load(&s->stop); i++) {
-        if (s->model.cs[i].id)
+        if (sim_model_id(&s->model, i))
             continue;
         Spline__RegisterChunkserverRequest req = SPLINE__REGISTER_CHUNKSERVER_REQUEST__INIT;
         req.server_name = s->model.cs[i].server;
@@ -223,7 +223,7 @@ static void hb_done(struct spl_rpc_result *r, void *arg)
         if (r->status == SPL_EMDS_NOTLEADER && r->leader_hint[0])
             snprintf(g.redirect, sizeof g.redirect, "%s", r->leader_hint);
         else if (r->status == SPL_ECS_UNKNOWN)
-            g.model.cs[c->index].id = 0; /* forgotten: register again (racy read is fine) */
+            sim_model_set_id(&g.model, c->index, 0, ""); /* forgotten: register again */
         else if (r->status != SPL_EMDS_BADREPORT)
             g.rotate = true;
         pthread_mutex_unlock(&g.target_lock);
@@ -305,10 +305,10 @@ static void *hb_main(void *arg)
         /* wait for this round's replies (bounded by the interval) to measure latency */
         uint64_t until = start + s->cfg.hb_interval_ms * 1000000;
         while (!atomic_load(&s->stop) && spl_mono_ns() < until) {
-            if (atomic_load(&s->outstanding) == 0 && s->last_round_ms == 0) {
+            if (atomic_load(&s->outstanding) == 0 && atomic_load(&s->last_round_ms) == 0) {
                 uint64_t last = atomic_load(&s->round_last_reply_ns);
                 uint64_t first = atomic_load(&s->round_start_ns);
-                s->last_round_ms = last > first ? (last - first) / 1000000 + 1 : 1;
+                atomic_store(&s->last_round_ms, last > first ? (last - first) / 1000000 + 1 : 1);
             }
             struct timespec ts = {0, 2 * 1000000};
             nanosleep(&ts, NULL);
@@ -316,7 +316,7 @@ static void *hb_main(void *arg)
         if (atomic_load(&s->outstanding) == 0) {
             uint64_t last = atomic_load(&s->round_last_reply_ns);
             uint64_t first = atomic_load(&s->round_start_ns);
-            s->last_round_ms = last > first ? (last - first) / 1000000 : 0;
+            atomic_store(&s->last_round_ms, last > first ? (last - first) / 1000000 : 0);
         }
     }
     return NULL;
@@ -402,7 +402,7 @@ static int status_cb(struct json_object *o, void *arg)
     ADD("rounds", atomic_load(&g.rounds));
     ADD("heartbeats_ok", atomic_load(&g.hb_ok));
     ADD("heartbeats_failed", atomic_load(&g.hb_err));
-    ADD("last_round_ms", g.last_round_ms);
+    ADD("last_round_ms", atomic_load(&g.last_round_ms));
 #undef ADD
     return 0;
 }

@@ -125,7 +125,7 @@ expect_fail() {
     local out rc=0
     out=$("$CLI_BIN" --timeout=10 "$@" 2>&1) || rc=$?
     [ "$rc" = "$code" ] || fail "spline $* exited $rc, want $code: $out"
-    echo "$out" | grep -q "$name" || fail "spline $*: no $name in: $out"
+    grep -q "$name" <<<"$out" || fail "spline $*: no $name in: $out"
 }
 
 # wait_for TIMEOUT_S DESCRIPTION COMMAND... - until COMMAND succeeds.

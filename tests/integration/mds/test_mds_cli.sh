@@ -15,11 +15,11 @@ wait_leader 15 m1 m2 >/dev/null || fail "no leader"
 "$SIMCS_BIN" --print_cluster_file --count=6 --zones=3 --cs_per_server=1 --copysets_per_cs=10 \
     --listen=127.0.0.1:$(freeport) >"$T/cluster.yaml"
 out=$(cli cluster init "$T/cluster.yaml")
-echo "$out" | grep -q "created 1 pools, 3 zones, 6 servers, 6 chunkservers, 1 logical pools" ||
+grep -q "created 1 pools, 3 zones, 6 servers, 6 chunkservers, 1 logical pools" <<<"$out" ||
     fail "init: $out"
-echo "$out" | grep -q "logical pools placed: 1" || fail "init did not place: $out"
+grep -q "logical pools placed: 1" <<<"$out" || fail "init did not place: $out"
 out=$(cli cluster init "$T/cluster.yaml")
-echo "$out" | grep -q "created 0 pools, 0 zones, 0 servers, 0 chunkservers, 0 logical pools" ||
+grep -q "created 0 pools, 0 zones, 0 servers, 0 chunkservers, 0 logical pools" <<<"$out" ||
     fail "second init changed something: $out"
 ok "cluster init is idempotent"
 sed 's/ip: 127.0.0.1/ip: 127.0.0.9/' "$T/cluster.yaml" >"$T/conflict.yaml"
@@ -28,7 +28,7 @@ echo "not: [valid" >"$T/bad.yaml"
 expect_fail 1 SPL_ETOPO_INVALID cluster init "$T/bad.yaml"
 expect_fail 1 "cannot read" cluster init "$T/missing.yaml"
 ok "contradicting, invalid and missing cluster files refused"
-cli topology list | tee "$T/topo.out" | grep -q "logical pool simlpool (id 1) on pool 1: 3 replicas, 20 copysets, ready" ||
+cli topology list | tee "$T/topo.out" | grep "logical pool simlpool (id 1) on pool 1: 3 replicas, 20 copysets, ready" >/dev/null ||
     fail "topology list: $(cat "$T/topo.out")"
 [ "$(grep -c "^    server " "$T/topo.out")" = 6 ] || fail "topology list: 6 servers expected"
 [ "$(cli chunkserver list | wc -l)" = 7 ] || fail "chunkserver list: 6 rows expected"
@@ -37,27 +37,27 @@ ok "topology and chunkserver listings"
 # volume lifecycle
 cli volume create v1 --size=10G --owner=alice >/dev/null
 out=$(cli volume stat v1)
-echo "$out" | grep -q "size: *10 GiB (10737418240 bytes)" || fail "stat size: $out"
-echo "$out" | grep -q "owner: *alice" || fail "stat owner: $out"
+grep -q "size: *10 GiB (10737418240 bytes)" <<<"$out" || fail "stat size: $out"
+grep -q "owner: *alice" <<<"$out" || fail "stat owner: $out"
 id=$(echo "$out" | awk '/^id:/ {print $2}')
 expect_fail 1 SPL_EVOL_EXISTS volume create v1 --size=10G
 expect_fail 1 SPL_EVOL_BADSIZE volume create v9 --size=1M
 expect_fail 1 SPL_EVOL_BADNAME volume create 'bad/name' --size=1G
 expect_fail 2 "give NAME and --size" volume create v9
 expect_fail 2 "bad --size" volume create v9 --size=ten
-cli volume list | grep -q "^$id *v1 *10 GiB *alice" || fail "volume list: $(cli volume list)"
-cli volume extend v1 --size=20G | grep -q "size: *20 GiB" || fail "extend"
+cli volume list | grep "^$id *v1 *10 GiB *alice" >/dev/null || fail "volume list: $(cli volume list)"
+cli volume extend v1 --size=20G | grep "size: *20 GiB" >/dev/null || fail "extend"
 expect_fail 1 SPL_EVOL_SHRINK volume extend v1 --size=5G
 cli volume rename v1 v2 >/dev/null
 expect_fail 1 SPL_EVOL_NOTFOUND volume stat v1
 [ "$(cli volume stat v2 | awk '/^id:/ {print $2}')" = "$id" ] || fail "rename changed the id"
 cli volume delete v2 >/dev/null
 expect_fail 1 SPL_EVOL_NOTFOUND volume stat v2
-cli volume recycle | grep -q "^$id *v2 " || fail "recycle bin: $(cli volume recycle)"
+cli volume recycle | grep "^$id *v2 " >/dev/null || fail "recycle bin: $(cli volume recycle)"
 cli volume restore "$id" >/dev/null
 [ "$(cli volume stat v2 | awk '/^id:/ {print $2}')" = "$id" ] || fail "restore"
 cli volume delete v2 >/dev/null
-cli volume restore "$id" --name=v3 | grep -q "name: *v3" || fail "restore under a new name"
+cli volume restore "$id" --name=v3 | grep "name: *v3" >/dev/null || fail "restore under a new name"
 expect_fail 1 SPL_ERECYCLE_NOTFOUND volume restore 999999
 ok "volume create/stat/list/extend/rename/delete/recycle/restore with error names"
 

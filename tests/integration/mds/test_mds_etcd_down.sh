@@ -23,14 +23,14 @@ rc=0
 out=$("$CLI_BIN" --timeout=6 volume create lost1 --size=1G 2>&1) || rc=$?
 echo "during the outage: $out"
 [ "$rc" = 3 ] || fail "volume create during the outage exited $rc, want 3"
-echo "$out" | grep -qi "etcd" || fail "the error does not name etcd: $out"
+grep -qi "etcd" <<<"$out" || fail "the error does not name etcd: $out"
 wait_for 10 "no MDS leads without etcd" bash -c "[ -z \"\$(curl -s http://127.0.0.1:${MDS_HTTP[m1]}/status | jq -r 'select(.role == \"leader\") | .role')\" ] && [ -z \"\$(curl -s http://127.0.0.1:${MDS_HTTP[m2]}/status | jq -r 'select(.role == \"leader\") | .role')\" ]"
 [ "$(leader_of m1 m2)" = "" ] || fail "an MDS leads without etcd"
 code=$(curl -s -o "$T/healthz" -w '%{http_code}' "http://127.0.0.1:${MDS_HTTP[m1]}/healthz")
 [ "$code" = 503 ] && grep -q "etcd" "$T/healthz" || fail "/healthz during the outage: $code $(cat "$T/healthz")"
 rc=0
 out=$("$CLI_BIN" --timeout=3 volume list 2>&1) || rc=$?
-[ "$rc" = 3 ] && echo "$out" | grep -q "SPL_EETCD_UNAVAILABLE" || fail "volume list without etcd: rc $rc: $out"
+[ "$rc" = 3 ] && grep -q "SPL_EETCD_UNAVAILABLE" <<<"$out" || fail "volume list without etcd: rc $rc: $out"
 ok "etcd down: clear errors (exit 3, SPL_EETCD_UNAVAILABLE), no leader, /healthz 503"
 
 run_etcd

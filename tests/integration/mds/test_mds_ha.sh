@@ -22,7 +22,7 @@ for n in m1 m2 m3; do
     expect_fail 3 SPL_EMDS_NOTLEADER --mds="${MDS_ADDR[$n]}" --no-follow cluster status
     expect_fail 3 "${MDS_ADDR[$L]}" --mds="${MDS_ADDR[$n]}" --no-follow cluster status
     out=$(cli --mds="${MDS_ADDR[$n]}" cluster status) || fail "redirect not followed"
-    echo "$out" | grep -q "mds leader: *${MDS_ADDR[$L]}" || fail "status not from the leader: $out"
+    grep -q "mds leader: *${MDS_ADDR[$L]}" <<<"$out" || fail "status not from the leader: $out"
 done
 ok "standbys redirect to the leader; the CLI follows"
 
