@@ -2,6 +2,7 @@
  * mds_main.c - spline-mds: wires etcd, the topology and namespace models, HA, the RPC
  * services, heartbeat handling, the scheduler and the HTTP endpoints together.
  *
+ * `spline-mds example-config` prints the commented example config (conf/mds.example.conf).
  * Exit codes: 0 after SIGTERM/SIGINT, 1 when start-up failed, 2 for bad configuration.
  */
 #include <inttypes.h>
@@ -167,10 +168,20 @@ int main(int argc, char **argv)
 {
     static struct spl_mdsd d;
     struct spl_config_error err;
-    int rc = spl_config_load_args(&spl_mdsd_config_table, &d.cfg, argc, argv, NULL, 0, NULL,
+    const char *pos[1] = {NULL};
+    int npos = 0;
+    int rc = spl_config_load_args(&spl_mdsd_config_table, &d.cfg, argc, argv, pos, 1, &npos,
                                   &err);
     if (rc == 1)
         return 0;
+    if (rc == 0 && npos == 1 && strcmp(pos[0], "example-config") == 0) {
+        spl_config_write_example(&spl_mdsd_config_table, stdout);
+        return 0;
+    }
+    if (rc == 0 && npos > 0) {
+        fprintf(stderr, "spline-mds: unexpected argument '%s' (only: example-config)\n", pos[0]);
+        return 2;
+    }
     if (rc < 0) {
         char buf[700];
         spl_config_format_error(&err, buf, sizeof buf);
