@@ -10,14 +10,21 @@
  * The baseline: blocking sockets with TCP_NODELAY; the request is exactly as many bytes
  * as the RPC request frame, the reply as many as the RPC reply frame.
  *   raw qd1         write request, read reply, repeat (client thread + server thread)
- *   raw qd64        64 requests outstanding; the client reads what replies are there and
+ *   epoll qd1       the same through epoll_wait + non-blocking read (the reactor floor)
+ *   raw qd64 msg    64 requests outstanding; each side reads whatever is there with one
+ *                   read and answers every whole message with its own send (MSG_MORE on
+ *                   all but the last of a burst): the per-message, no-batching reference
+ *   raw qd64 bat    64 requests outstanding; the client reads what replies are there and
  *                   sends that many requests in one send; the server reads what requests
  *                   are there and answers them with one send (a strong, batched baseline)
  * Each round runs every mode once, interleaved, so that noise hits all of them alike;
- * the summary gives medians over rounds and the ratios of the medians.
+ * the summary gives medians over rounds, the ratios of the medians and the CPU per op
+ * (the whole process: client and server) of the QD64 modes, and the load average.
  *
- * Usage: bench_rpc [--rounds N] [--qd1-ops N] [--qd64-seconds S] [--qd D]
- *                  [--only qd|sync|async|rawqd]   (one mode alone, for profiling)
+ * Usage: bench_rpc [--rounds N] [--qd1-ops N] [--qd64-seconds S] [--qd D] [--busy-poll US]
+ *                  [--only qd|sync|async|rawqd|rawmsg]   (one mode alone, for profiling)
+ *                  [--qd64-calls N]   (with --only qd: a fixed number of calls, for
+ *                                      callgrind instruction counts)
  */
 #include <arpa/inet.h>
 #include <errno.h>
