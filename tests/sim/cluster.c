@@ -1098,7 +1098,7 @@ static void dispatch(struct sim *s, struct sim_event *ev)
         on_report(s, ev);
         break;
     case SIM_EV_BOUNCE:
-        sim_fault_bounce(s, ev->node, (int)ev->arg);
+        sim_fault_bounce(s, ev->node, ev->arg);
         break;
     case SIM_EV_CAMPAIGN:
         sim_fault_campaign(s, ev->node);

@@ -135,19 +135,23 @@ static void fault_network(struct sim *s, int f)
         }
         heal_later(s, 50, 2000);
     } else if (f == SIM_F_CUT_AND_BOUNCE) {
-        /* The classic attack on leases: the leader is cut off right after its followers
-         * acknowledged it; one follower is killed and restarted at once, and another
-         * campaigns just after. The restarted voter must not help elect anyone while the
-         * old leader's lease still counts its acknowledgement from before the crash. */
+        /* The classic attack on leases. The leader loses one follower c (which, after an
+         * election timeout, no longer knows a leader); later the leader is cut off right
+         * after its last acknowledgement round, another follower a is killed and
+         * restarted at once, and c campaigns just after. The restarted voter must not
+         * help elect c while the old leader's lease still counts a's acknowledgement from
+         * before the crash. */
         int l = sim_leader(s), c = pick_node(s, true), a = pick_node(s, true);
         if (sim_chance(&s->w, 1, 2)) /* an idle group: no writes meanwhile */
             s->quiet_until_ns = s->w.now_ns + 3 * SPL_SIM_SEC;
         if (l && c && a && l != c && l != a && a != c) {
-            sim_net_isolate(net, l);
-            uint64_t later = sim_rand_below(&s->w, election_ns(s) / 3);
-            sim_schedule(&s->w, s->w.now_ns + later, SIM_EV_BOUNCE, a, (uint64_t)c, NULL);
+            sim_net_set_link(net, l, c, false);
+            sim_net_set_link(net, c, l, false);
+            uint64_t later = sim_rand_range(&s->w, 2 * election_ns(s), 3 * election_ns(s));
+            sim_schedule(&s->w, s->w.now_ns + later, SIM_EV_BOUNCE, a,
+                         (uint64_t)c | ((uint64_t)l << 8), NULL);
         }
-        heal_later(s, 200, 2000);
+        heal_later(s, 500, 2000);
     } else if (f == SIM_F_ONE_WAY) {
         int a = pick_node(s, false), b = pick_node(s, false);
         if (sim_chance(&s->w, 1, 2) && sim_leader(s))
@@ -385,11 +389,14 @@ static void fault_raft(struct sim *s, int f)
     }
 }
 
-void sim_fault_bounce(struct sim *s, int id, int campaigner)
+void sim_fault_bounce(struct sim *s, int id, uint64_t arg)
 {
     struct sim_node *n = &s->node[id];
+    int campaigner = (int)(arg & 0xff), isolate = (int)(arg >> 8);
     if (!s->faults_on || !n->up)
         return;
+    if (isolate)
+        sim_net_isolate(&s->net, isolate);
     sim_node_crash(s, n, "BOUNCE");
     s->res->restarts++;
     uint64_t back = sim_rand_range(&s->w, 1, 15) * SPL_SIM_MS;
@@ -400,12 +407,21 @@ void sim_fault_bounce(struct sim *s, int id, int campaigner)
                      SIM_EV_CAMPAIGN, campaigner, 0, NULL);
 }
 
+/* A node calls spl_raft_campaign(). Only when it knows no leader (as a host would after
+ * losing it): a campaign by a follower that acknowledged a leader within its lease
+ * defeats the lease by construction (FOUND-BUGS 8); --rude-campaign does it anyway. */
 void sim_fault_campaign(struct sim *s, int id)
 {
     struct sim_node *n = &s->node[id];
     if (!s->faults_on || !n->up || n->paused_until_ns > s->w.now_ns)
         return;
+    struct spl_raft_status st;
+    spl_raft_get_status(n->raft, &st);
     int l = sim_leader(s);
+    if (st.leader != SPL_RAFT_NONE && !s->opt.rude_campaign) {
+        SIM_TRACE(s, id, "fault CAMPAIGN skipped: n%d knows leader n%" PRIu64, id, st.leader);
+        return;
+    }
     int rc = spl_raft_campaign(n->raft);
     SIM_TRACE(s, id, "fault CAMPAIGN now: %s (leader n%d lease %d)", spl_errname(rc), l,
               l ? spl_raft_lease_valid(s->node[l].raft) : 0);

@@ -65,6 +65,7 @@ struct sim_options {
     uint64_t ignore_mask; /* invariants not enforced (bit n = invariant n), to show that a
                              planted bug is also caught by its consequences */
     bool allow_empty_ready; /* stop pumping on an empty ready instead of failing */
+    bool rude_campaign;   /* CAMPAIGN faults also hit followers that know a leader */
     bool silent_loss;     /* lost packets are not reported to the sender (default: the
                              transport reports them, as a TCP connection reset would) */
     FILE *out;
@@ -284,7 +285,7 @@ bool sim_check_leader_for_term(struct sim *s, uint64_t term, int *node);
 void sim_faults_start(struct sim *s);
 uint64_t sim_restart_delay(struct sim *s); /* how long a crashed process stays down */
 void sim_fault_fire(struct sim *s);
-void sim_fault_bounce(struct sim *s, int id, int campaigner);
+void sim_fault_bounce(struct sim *s, int id, uint64_t arg); /* arg: campaigner | isolate << 8 */
 void sim_fault_campaign(struct sim *s, int id);
 void sim_conf_step(struct sim *s);
 void sim_faults_stop(struct sim *s);

@@ -4,7 +4,7 @@
  *   sim_raft --seeds N [--start S] [--steps K] [--verbose] [--plant BUG]
  *            [--expect-violation | --expect-invariant N,M] [--trace-lines L] [--keep-going]
  *            [--prevote on|off] [--ignore-invariant N,M] [--allow-empty-ready] [--trace]
- *            [--fork]
+ *            [--fork] [--rude-campaign]
  *            [--atomic-ready on|off] [--silent-loss]
  *
  * Each seed is one complete, replayable run (sim.h). On a violation the seed is printed
@@ -44,7 +44,7 @@ static void usage(void)
             "usage: sim_raft --seeds N [--start S] [--steps K] [--verbose] [--plant BUG]\n"
             "                [--expect-violation | --expect-invariant N,M..] [--trace-lines L]\n"
             "                [--keep-going] [--ignore-invariant N,M..] [--allow-empty-ready]\n"
-            "                [--trace] [--fork]\n"
+            "                [--trace] [--fork] [--rude-campaign]\n"
             "                [--prevote on|off] [--atomic-ready on|off] [--silent-loss]\n"
             "bugs:");
     for (int i = 1; i < SIM_PLANT_COUNT; i++)
@@ -173,7 +173,7 @@ static bool replay_failure(const struct sim_options *base, const struct sim_resu
 
 struct cli {
     uint64_t seeds, start, steps, trace_lines;
-    bool verbose, trace, expect, keep_going, fork_each, silent_loss, allow_empty;
+    bool verbose, trace, expect, keep_going, fork_each, silent_loss, allow_empty, rude;
     int plant, pre_vote, atomic_ready;
     uint64_t expect_mask; /* invariants that count as catching the planted bug */
     uint64_t ignore_mask; /* invariants not enforced */
@@ -221,6 +221,7 @@ static bool parse_args(int argc, char **argv, struct cli *c)
             takes_value = false;
             bool *flag = strcmp(a, "--allow-empty-ready") == 0 ? &c->allow_empty
                        : strcmp(a, "--silent-loss") == 0       ? &c->silent_loss
+                       : strcmp(a, "--rude-campaign") == 0     ? &c->rude
                        : strcmp(a, "--verbose") == 0           ? &c->verbose
                        : strcmp(a, "--trace") == 0             ? &c->trace
                        : strcmp(a, "--fork") == 0              ? &c->fork_each
@@ -241,13 +242,13 @@ static bool parse_args(int argc, char **argv, struct cli *c)
 /* The options that change a run, as command line text (for replay hints). */
 static void cli_run_options(const struct cli *c, char *buf, size_t size)
 {
-    snprintf(buf, size, "--steps %" PRIu64 "%s%s%s%s%s%s", c->steps,
+    snprintf(buf, size, "--steps %" PRIu64 "%s%s%s%s%s%s%s", c->steps,
              c->plant ? " --plant " : "", c->plant ? sim_plant_name(c->plant) : "",
              c->pre_vote < 0 ? "" : c->pre_vote ? " --prevote on" : " --prevote off",
              c->atomic_ready < 0 ? "" : c->atomic_ready ? " --atomic-ready on"
                                                         : " --atomic-ready off",
              c->silent_loss ? " --silent-loss" : "",
-             c->allow_empty ? " --allow-empty-ready" : "");
+             c->allow_empty ? " --allow-empty-ready" : "", c->rude ? " --rude-campaign" : "");
 }
 
 static void print_totals(const struct totals *t, uint64_t ran, double dt, uint64_t failed,
@@ -292,7 +293,8 @@ int main(int argc, char **argv)
             .verbose = c.verbose, .trace = c.verbose || c.trace,
             .trace_lines = (size_t)c.trace_lines, .pre_vote = c.pre_vote,
             .atomic_ready = c.atomic_ready, .ignore_mask = c.ignore_mask,
-            .silent_loss = c.silent_loss, .allow_empty_ready = c.allow_empty, .out = stdout};
+            .silent_loss = c.silent_loss, .allow_empty_ready = c.allow_empty,
+            .rude_campaign = c.rude, .out = stdout};
         snprintf(g_replay, sizeof(g_replay), "  replay with its trace: sim_raft --seeds 1 "
                  "--start %" PRIu64 " %s --trace", opt.seed, run_opts);
         struct sim_result r;
