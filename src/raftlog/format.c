@@ -29,7 +29,8 @@ SPL_STATIC_ASSERT(2 * SPL_RAFTLOG_SEG_SLOT_STRIDE <= SPL_RAFTLOG_SEGMENT_HEADER_
 SPL_STATIC_ASSERT(SPL_RAFTLOG_SEG_SLOT_SIZE <= SPL_RAFTLOG_SEG_SLOT_STRIDE, "slot in a sector");
 SPL_STATIC_ASSERT(sizeof(struct spl__raftlog_rec_disk) == SPL_RAFTLOG_REC_HEADER_SIZE, "rec");
 SPL_STATIC_ASSERT(OFF(rec, data_len) == 8 && OFF(rec, kind) == 12, "record header layout");
-SPL_STATIC_ASSERT(OFF(rec, entry_type) == 13 && OFF(rec, term) == 16, "record header layout");
+SPL_STATIC_ASSERT(OFF(rec, entry_type) == 13 && OFF(rec, nonce_tag) == 14, "record layout");
+SPL_STATIC_ASSERT(OFF(rec, term) == 16, "record header layout");
 SPL_STATIC_ASSERT(OFF(rec, index) == 24, "record header layout");
 SPL_STATIC_ASSERT(SPL_RAFTLOG_SEGMENT_HEADER_SIZE % SPL_RAFTLOG_REC_ALIGN == 0, "aligned");
 SPL_STATIC_ASSERT(sizeof(struct spl__raftlog_hs_disk) == SPL_RAFTLOG_HS_SLOT_SIZE, "hs");
@@ -172,7 +173,7 @@ void spl_raftlog_rec_header_encode(const struct spl_raftlog_rec_header *h, uint8
     put32(out + OFF(rec, data_len), h->data_len);
     out[OFF(rec, kind)] = h->kind;
     out[OFF(rec, entry_type)] = h->entry_type;
-    put16(out + OFF(rec, reserved), 0);
+    put16(out + OFF(rec, nonce_tag), h->nonce_tag);
     put64(out + OFF(rec, term), h->term);
     put64(out + OFF(rec, index), h->index);
 }
@@ -194,9 +195,10 @@ int spl_raftlog_rec_header_decode(const uint8_t *buf, size_t len, uint64_t data_
     out->data_len = get32(buf + OFF(rec, data_len));
     out->kind = buf[OFF(rec, kind)];
     out->entry_type = buf[OFF(rec, entry_type)];
+    out->nonce_tag = get16(buf + OFF(rec, nonce_tag));
     out->term = get64(buf + OFF(rec, term));
     out->index = get64(buf + OFF(rec, index));
-    if (out->kind != SPL_RAFTLOG_REC_KIND_ENTRY || get16(buf + OFF(rec, reserved)) != 0)
+    if (out->kind != SPL_RAFTLOG_REC_KIND_ENTRY)
         return SPL_ECORRUPT;
     if (out->data_len > data_len_max || out->index == 0)
         return SPL_ECORRUPT;
@@ -210,6 +212,8 @@ int spl_raftlog_rec_verify(const uint8_t *buf, size_t len, uint64_t nonce,
     if (rc != 0)
         return rc;
     if (len - SPL_RAFTLOG_REC_HEADER_SIZE < out->data_len)
+        return SPL_ECORRUPT;
+    if (out->nonce_tag != spl_raftlog_nonce_tag(nonce))
         return SPL_ECORRUPT;
     uint32_t crc = spl_raftlog_rec_crc_head(nonce, buf);
     crc = spl_crc32c(crc, buf + SPL_RAFTLOG_REC_HEADER_SIZE, out->data_len);

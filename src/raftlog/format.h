@@ -95,7 +95,8 @@ struct spl__raftlog_rec_disk {
     uint32_t data_len; /* bytes of data (padding excluded) */
     uint8_t kind;      /* SPL_RAFTLOG_REC_KIND_ENTRY */
     uint8_t entry_type; /* the Raft entry type, opaque to the log */
-    uint16_t reserved; /* 0 */
+    uint16_t nonce_tag; /* spl_raftlog_nonce_tag(segment nonce): tells a torn record of
+                           this segment from bytes left by an earlier user of the file */
     uint64_t term;
     uint64_t index;
 };
@@ -105,9 +106,16 @@ struct spl_raftlog_rec_header {
     uint32_t data_len;
     uint8_t kind;
     uint8_t entry_type;
+    uint16_t nonce_tag;
     uint64_t term;
     uint64_t index;
 };
+
+/* The 16 bits of a segment nonce every record of that segment carries in clear. */
+static inline uint16_t spl_raftlog_nonce_tag(uint64_t nonce)
+{
+    return (uint16_t)(nonce >> 48);
+}
 
 /* Bytes a record with data_len bytes takes in a segment (header, data, padding). */
 static inline uint64_t spl_raftlog_rec_size(uint64_t data_len)
@@ -123,14 +131,14 @@ void spl_raftlog_rec_header_encode(const struct spl_raftlog_rec_header *h, uint8
  * over the data with spl_crc32c() to get the record CRC. */
 uint32_t spl_raftlog_rec_crc_head(uint64_t nonce, const uint8_t *hdr);
 
-/* Decode a header from buf[0..len) without checking the CRC (that needs the data).
- * 0; SPL_ECORRUPT (short, bad magic, kind or reserved bits, data_len over
- * data_len_max). */
+/* Decode a header from buf[0..len) without checking the CRC (that needs the data) or the
+ * nonce tag. 0; SPL_ECORRUPT (short, bad magic or kind, data_len over data_len_max). */
 int spl_raftlog_rec_header_decode(const uint8_t *buf, size_t len, uint64_t data_len_max,
                                   struct spl_raftlog_rec_header *out);
 
 /* Decode and verify a whole record held in buf[0..len): header, data_len within both
- * data_len_max and the buffer, CRC over header and data with `nonce`. 0 or SPL_ECORRUPT. */
+ * data_len_max and the buffer, nonce tag, CRC over header and data with `nonce`.
+ * 0 or SPL_ECORRUPT. */
 int spl_raftlog_rec_verify(const uint8_t *buf, size_t len, uint64_t nonce,
                            uint64_t data_len_max, struct spl_raftlog_rec_header *out);
 

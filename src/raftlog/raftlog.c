@@ -610,6 +610,7 @@ static int batch_record(struct spl_raftlog *g, struct wbatch *b, const struct sp
     struct spl_raftlog_rec_header rh = {.data_len = (uint32_t)len,
                                         .kind = SPL_RAFTLOG_REC_KIND_ENTRY,
                                         .entry_type = e->type,
+                                        .nonce_tag = spl_raftlog_nonce_tag(t->hdr.nonce),
                                         .term = e->term,
                                         .index = e->index};
     spl_raftlog_rec_header_encode(&rh, h);

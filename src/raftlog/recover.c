@@ -335,13 +335,14 @@ static int recover_segment(struct spl_raftlog *g, uint32_t k, struct reader *r, 
                 sc.bad_why, found_off);
         return SPL_ELOG_CORRUPT;
     }
-    /* a record header of ours with the next index: the cut drops a torn write */
+    /* a record header of this segment (nonce tag) with the next index: the cut drops a
+     * torn write; anything else is where this segment's records simply end */
     const uint8_t *p;
     struct spl_raftlog_rec_header h;
     rc = rd_get(r, sc.end_off, SPL_RAFTLOG_REC_HEADER_SIZE, &p);
     if (rc == 0 && p &&
         spl_raftlog_rec_header_decode(p, SPL_RAFTLOG_REC_HEADER_SIZE, UINT64_MAX, &h) == 0 &&
-        h.index == sc.last + 1)
+        h.index == sc.last + 1 && h.nonce_tag == spl_raftlog_nonce_tag(s->hdr.nonce))
         LOG_WARN("raftlog", "%s: torn tail cut at offset %" PRIu64 " after entry %" PRIu64,
                  path, sc.end_off, sc.last);
     return rc;

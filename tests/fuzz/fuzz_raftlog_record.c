@@ -3,8 +3,8 @@
  *
  * Input: [u8 mode][u64 nonce, little endian][payload]
  *   mode % 5 == 0  the payload as one record: header decode, then full verify with nonce;
- *                  mode bit 3 first re-seals the CRC so the fuzzer reaches the checks
- *                  behind it (length, kind, reserved bits, index)
+ *                  mode bit 3 first sets the nonce tag and re-seals the CRC so the fuzzer
+ *                  reaches the checks behind them (length, kind, index)
  *   mode % 5 == 1  the payload as a segment header region (both slots), slot pick
  *   mode % 5 == 2  the payload as a hard state file (both slots), slot pick
  *   mode % 5 == 3  the payload as snapshot metadata (bit 3: re-seal the CRC); a decoded
@@ -55,6 +55,8 @@ static void fuzz_record(const uint8_t *p, size_t n, uint64_t nonce, bool seal)
     int rc = spl_raftlog_rec_header_decode(buf, n, SEG_SIZE, &h);
     ASSERT(rc == 0 || rc == SPL_ECORRUPT);
     if (rc == 0 && seal && n - SPL_RAFTLOG_REC_HEADER_SIZE >= h.data_len) {
+        buf[14] = (uint8_t)spl_raftlog_nonce_tag(nonce);
+        buf[15] = (uint8_t)(spl_raftlog_nonce_tag(nonce) >> 8);
         uint32_t crc = spl_raftlog_rec_crc_head(nonce, buf);
         crc = spl_crc32c(crc, buf + SPL_RAFTLOG_REC_HEADER_SIZE, h.data_len);
         put32(buf + 4, crc);

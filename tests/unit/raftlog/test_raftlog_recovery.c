@@ -297,6 +297,33 @@ static void test_hardstate_atomic_under_crash(void **state)
     spl_log_set_level(SPL_LOG_INFO);
 }
 
+/* A pool file reused by another group (same indexes at the same offsets): the records
+ * left by the first user never count for the second (nonce), before or after restarts. */
+static void test_reused_pool_file_leftovers(void **state)
+{
+    (void)state;
+    struct mfix f;
+    size_t len = 300;
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(spl_vfs_mem_create(&f.m), 0);
+    assert_int_equal(spl_raftlog_pool_format(spl_vfs_mem_vfs(f.m), POOL, SEG_SIZE, 1), 0);
+    m_env(&f);
+    struct spl_raftlog *a = NULL, *b = NULL;
+    assert_int_equal(spl_raftlog_open(f.env, 1, "/a", SPL_RAFTLOG_CREATE, &a, NULL, 0), 0);
+    assert_int_equal(rl_append(a, 1, 20, 1, 5, len, NULL), 0);
+    spl_raftlog_close(a);
+    assert_int_equal(spl_raftlog_remove(f.env, "/a"), 0);
+    assert_int_equal(spl_raftlog_open(f.env, 2, "/b", SPL_RAFTLOG_CREATE, &b, NULL, 0), 0);
+    assert_int_equal(rl_append(b, 1, 5, 1, 5, len, NULL), 0); /* the same file, same layout */
+    spl_raftlog_close(b);
+    m_crash(&f, SPL_VFS_REBOOT_DROP, 0);
+    assert_int_equal(spl_raftlog_open(f.env, 2, "/b", 0, &b, f.why, sizeof(f.why)), 0);
+    assert_int_equal(spl_raftlog_last_index(b), 5);
+    rl_check_range(b, 1, 6, expect_fixed, &len);
+    f.log = b;
+    m_stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -307,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_missing_segment_is_a_gap),
         cmocka_unit_test(test_corruption_found_on_read),
         cmocka_unit_test(test_hardstate_atomic_under_crash),
+        cmocka_unit_test(test_reused_pool_file_leftovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
