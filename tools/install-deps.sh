@@ -11,7 +11,7 @@ pkgs=(
   libcurl4-openssl-dev libjson-c-dev libmicrohttpd-dev libyaml-dev
   libcmocka-dev
   # real components used by tests and the playground
-  etcd-server etcd-client prometheus curl iproute2 procps psmisc
+  etcd-server etcd-client prometheus curl jq iproute2 procps psmisc
   # analysis
   valgrind
 )
