@@ -397,6 +397,12 @@ void sim_fault_bounce(struct sim *s, int id, uint64_t arg)
         return;
     if (isolate)
         sim_net_isolate(&s->net, isolate);
+    if (s->opt.rude_campaign) { /* a, which acknowledged the leader just now, campaigns */
+        int rc = spl_raft_campaign(n->raft);
+        SIM_TRACE(s, id, "fault rude CAMPAIGN of a follower under lease: %s", spl_errname(rc));
+        sim_node_pump(s, n);
+        return;
+    }
     sim_node_crash(s, n, "BOUNCE");
     s->res->restarts++;
     uint64_t back = sim_rand_range(&s->w, 1, 15) * SPL_SIM_MS;
