@@ -53,6 +53,15 @@ static bool spl__promotable(const struct spl_raft *r)
     return spl_raft_conf_is_voter(&r->conf, r->id);
 }
 
+/* With check_quorum this node promised the leader it heard within the last election
+ * timeout (or, after a restart, may have) not to help elect anyone else: leases rely on
+ * it. The same test guards (pre)votes for others and our own explicit campaigns. */
+static bool spl__in_lease(const struct spl_raft *r)
+{
+    return r->cfg.check_quorum && (r->lead != SPL_RAFT_NONE || r->restart_lease) &&
+           r->election_elapsed < r->cfg.election_tick;
+}
+
 static void spl__reset_timeout(struct spl_raft *r)
 {
     uint32_t e = r->cfg.election_tick;
@@ -519,9 +528,7 @@ static int spl__step_stale(struct spl_raft *r, const struct spl_raft_msg *m)
 static bool spl__step_newer(struct spl_raft *r, const struct spl_raft_msg *m)
 {
     bool vote = m->type == SPL_RAFT_MSG_VOTE || m->type == SPL_RAFT_MSG_PREVOTE;
-    bool leased = r->lead != SPL_RAFT_NONE || r->restart_lease;
-    if (vote && m->context != SPL_RAFT_CTX_TRANSFER && r->cfg.check_quorum && leased &&
-        r->election_elapsed < r->cfg.election_tick) {
+    if (vote && m->context != SPL_RAFT_CTX_TRANSFER && spl__in_lease(r)) {
         spl__raft_log(r, SPL_LOG_INFO,
                       "%llu [logterm: %llu, index: %llu, vote: %llu] ignored %s from %llu "
                       "[logterm: %llu, index: %llu] at term %llu: lease is not expired",
@@ -630,6 +637,8 @@ int spl_raft_campaign(struct spl_raft *r)
         return 0;
     if (!spl__promotable(r))
         return SPL_EINVAL_ARG;
+    if (spl__in_lease(r))
+        return SPL_ERAFT_LEASE;
     spl__campaign(r, SPL__CAMPAIGN_PRE);
     spl__raft_check_invariants(r);
     return 0;

@@ -381,7 +381,10 @@ int spl_raft_step(struct spl_raft *r, const struct spl_raft_msg *m);
 
 /* spl_raft_campaign - start an election now (a pre-vote first when pre_vote is set).
  * 0; SPL_EINVAL_ARG when this node is not a voter of its configuration; 0 and nothing
- * happens when it already leads. */
+ * happens when it already leads; SPL_ERAFT_LEASE with check_quorum while this node heard
+ * a leader within the last election timeout (or restarted less than one ago): it promised
+ * that leader not to help elect another, and leases depend on it (move leadership with
+ * spl_raft_transfer_leader() on the leader instead). */
 int spl_raft_campaign(struct spl_raft *r);
 
 /* spl_raft_propose - append `data` as a normal entry (leader only). Takes the payload:
