@@ -89,6 +89,18 @@ static double median_d(double *v, int n)
 
 /* ---- baselines ---- */
 
+static double loadavg(void)
+{
+    double l = 0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1)
+            l = 0;
+        fclose(f);
+    }
+    return l;
+}
+
 struct fsync_res {
     double p50_us, p99_us, ops;
 };
@@ -197,6 +209,55 @@ static struct fsync_res baseline_tcp(int n)
     return r;
 }
 
+/* A thread hop: one thread signals a condition variable, another wakes up (what each
+ * hand-off between RPC, worker, sync and apply threads costs on this machine now). */
+struct hop {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    uint64_t sent_ns, seq, seen;
+    uint64_t *lat;
+    int n;
+};
+
+static void *hop_thread(void *arg)
+{
+    struct hop *h = arg;
+    pthread_mutex_lock(&h->mu);
+    for (int i = 0; i < h->n; i++) {
+        while (h->seq == h->seen)
+            pthread_cond_wait(&h->cond, &h->mu);
+        h->seen = h->seq;
+        h->lat[i] = spl_mono_ns() - h->sent_ns;
+        pthread_cond_broadcast(&h->cond);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static double baseline_hop_us(int n)
+{
+    struct hop h = {.n = n};
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cond, NULL);
+    h.lat = calloc((size_t)n, sizeof(*h.lat));
+    pthread_t t;
+    pthread_create(&t, NULL, hop_thread, &h);
+    for (int i = 0; i < n; i++) {
+        usleep(200); /* the other thread is asleep when signalled, as in the host */
+        pthread_mutex_lock(&h.mu);
+        h.sent_ns = spl_mono_ns();
+        h.seq++;
+        pthread_cond_broadcast(&h.cond);
+        while (h.seen != h.seq)
+            pthread_cond_wait(&h.cond, &h.mu);
+        pthread_mutex_unlock(&h.mu);
+    }
+    pthread_join(t, NULL);
+    double p50 = (double)pct(h.lat, (size_t)n, 0.5) / 1e3;
+    free(h.lat);
+    return p50;
+}
+
 /* ---- cluster helpers ---- */
 
 static struct rc_cluster C;
@@ -266,8 +327,8 @@ static int put_direct(uint64_t group, const char *key, struct spl_iobuf *val)
     return -EIO;
 }
 
-/* Sum of the leaders' commit latency histograms (bucket counts). */
-static void stats_hist(struct spl_histogram_snapshot *out)
+/* Sum over the nodes of one of the latency histograms (0 commit, 1 persist, 2 quorum). */
+static void stats_hist_which(int which, struct spl_histogram_snapshot *out)
 {
     memset(out, 0, sizeof(*out));
     out->unit = SPL_METRIC_UNIT_SECONDS;
@@ -279,13 +340,21 @@ static void stats_hist(struct spl_histogram_snapshot *out)
         Spline__RaftAdminResponse *resp = NULL;
         if (rc_admin(&C, i, &req, &resp) != 0)
             continue;
-        for (size_t k = 0; k + 1 < resp->n_commit_latency; k += 2) {
-            out->buckets[resp->commit_latency[k]] += resp->commit_latency[k + 1];
-            out->count += resp->commit_latency[k + 1];
+        size_t n = which == 1 ? resp->n_persist_latency
+                   : which == 2 ? resp->n_quorum_latency
+                                : resp->n_commit_latency;
+        const uint64_t *p = which == 1 ? resp->persist_latency
+                            : which == 2 ? resp->quorum_latency
+                                         : resp->commit_latency;
+        for (size_t k = 0; k + 1 < n; k += 2) {
+            out->buckets[p[k]] += p[k + 1];
+            out->count += p[k + 1];
         }
         protobuf_c_message_free_unpacked(&resp->base, NULL);
     }
 }
+
+static void stats_hist(struct spl_histogram_snapshot *out) { stats_hist_which(0, out); }
 
 static uint64_t node_rpcs_sent(int i)
 {
@@ -464,7 +533,9 @@ static void phase_qd1(uint32_t groups, struct run_res *r)
         if (put_direct(1 + i % groups, key, &v) != 0)
             die("warm-up put", -EIO);
     }
-    struct spl_histogram_snapshot h0, h1;
+    struct spl_histogram_snapshot h0, h1, p0, p1, q0, q1;
+    stats_hist_which(1, &p0);
+    stats_hist_which(2, &q0);
     struct disk_probe probe;
     probe_open(&probe);
     uint64_t *lf = calloc((size_t)g_qd1_ops, sizeof(*lf));
@@ -496,6 +567,15 @@ static void phase_qd1(uint32_t groups, struct run_res *r)
     r->qd1_ops = g_qd1_ops / ((double)raft_ns / 1e9);
     stats_hist(&h1);
     spl_histogram_snapshot_sub(&h1, &h0);
+    stats_hist_which(1, &p1);
+    stats_hist_which(2, &q1);
+    spl_histogram_snapshot_sub(&p1, &p0);
+    spl_histogram_snapshot_sub(&q1, &q0);
+    printf("  qd1 %u group%s: raft log append->durable p50 %.1f us (all nodes), propose->committed "
+           "p50 %.1f us, propose->applied p50 %.1f us (leaders)\n", groups, groups > 1 ? "s" : "",
+           (double)spl_histogram_quantile(&p1, 0.5) / 1e3,
+           (double)spl_histogram_quantile(&q1, 0.5) / 1e3,
+           (double)spl_histogram_quantile(&h1, 0.5) / 1e3);
     r->leader_p50_us = (double)spl_histogram_quantile(&h1, 0.5) / 1e3;
     r->leader_p99_us = (double)spl_histogram_quantile(&h1, 0.99) / 1e3;
     r->qd1_p50_us = (double)pct(lat, (size_t)g_qd1_ops, 0.5) / 1e3;
@@ -773,13 +853,16 @@ int main(int argc, char **argv)
         struct fsync_res fp = baseline_fsync(dir, 2000, true);
         struct fsync_res fg = baseline_fsync(dir, 1000, false);
         struct fsync_res tc = baseline_tcp(20000);
+        double hop = baseline_hop_us(2000);
         f_p50[run] = fp.p50_us;
         f_ops[run] = fp.ops;
         fg_p50[run] = fg.p50_us;
         t_p50[run] = tc.p50_us;
         printf("run %d baselines: fdatasync 4 KiB (pre-zeroed file) p50 %.1f us p99 %.1f us "
-               "%.0f ops/s; (growing file) p50 %.1f us; loopback TCP RTT p50 %.1f us p99 %.1f us\n",
-               run, fp.p50_us, fp.p99_us, fp.ops, fg.p50_us, tc.p50_us, tc.p99_us);
+               "%.0f ops/s; (growing file) p50 %.1f us; loopback TCP RTT p50 %.1f us p99 %.1f us; "
+               "thread wake-up p50 %.1f us; load average %.1f\n",
+               run, fp.p50_us, fp.p99_us, fp.ops, fg.p50_us, tc.p50_us, tc.p99_us, hop,
+               loadavg());
         for (int k = 0; k < 2; k++) {
             struct run_res r = {0};
             if (only && (uint32_t)only != gs[k])

@@ -188,7 +188,7 @@ void spl__rn_expire(struct spl__rn_group *g, uint64_t now_ns)
 /* Entry `index` (term `term`) completed with the FSM's result; any thread. Takes the
  * reply's contents. */
 static void mark_done(struct spl__rn_group *g, uint64_t index, uint64_t term, bool counted,
-                      int result, struct spl_iobuf *reply)
+                      int result, struct spl_iobuf *reply, uint64_t commit_ns)
 {
     struct spl__rn_req *prop = NULL, *reads = NULL;
     bool wake = false;
@@ -240,8 +240,11 @@ static void mark_done(struct spl__rn_group *g, uint64_t index, uint64_t term, bo
         pthread_mutex_lock(&g->mu);
         res.epoch = g->pub.epoch;
         pthread_mutex_unlock(&g->mu);
-        if (same)
+        if (same) {
             spl_histogram_record_since(g->h->m.commit_latency, prop->start_ns);
+            if (commit_ns > prop->start_ns)
+                spl_histogram_record(g->h->m.quorum_latency, commit_ns - prop->start_ns);
+        }
         else
             spl_counter_inc(g->h->m.proposals_failed);
         prop->done_cb(&res, prop->ctx);
@@ -262,6 +265,7 @@ void spl__rn_apply_enqueue(struct spl__rn_group *g, const struct spl_raft_entry 
     t->index = e->index;
     t->term = e->term;
     t->type = e->type;
+    t->commit_ns = spl_mono_ns();
     spl_iobuf_init(&t->data);
     int rc = spl_iobuf_append_ref(&t->data, &e->data, 0, spl_iobuf_len(&e->data));
     ASSERT(rc == 0);
@@ -337,8 +341,12 @@ void spl__rn_apply_dispatch(struct spl__rn_group *g)
             pthread_mutex_unlock(&g->mu);
             return;
         }
+        /* a lone entry with nothing of its group in flight is applied right here: no
+         * thread hop at low load; anything more goes to the apply threads */
+        bool lone = !barrier && !empty && !g->h->opts.no_inline_apply && g->inflight == 0 &&
+                    t->next == NULL;
         g->dispatched = t->index;
-        if (!barrier && !empty)
+        if (!barrier && !empty && !lone)
             g->inflight++;
         pthread_mutex_unlock(&g->mu);
         g->aq_head = t->next;
@@ -347,7 +355,15 @@ void spl__rn_apply_dispatch(struct spl__rn_group *g)
         if (barrier || empty) {
             if (barrier)
                 apply_conf(g, t);
-            mark_done(g, t->index, t->term, false, 0, NULL);
+            mark_done(g, t->index, t->term, false, 0, NULL, t->commit_ns);
+            task_free(t);
+        } else if (lone) {
+            struct spl_fsm_entry e = {.index = t->index, .term = t->term, .data = &t->data};
+            e.key = g->fsm.ops->apply_key(g->fsm.ctx, &t->data);
+            spl_iobuf_init(&e.reply);
+            g->fsm.ops->apply(g->fsm.ctx, &e, 1);
+            mark_done(g, e.index, e.term, false, e.result, &e.reply, t->commit_ns);
+            spl_iobuf_reset(&e.reply);
             task_free(t);
         } else {
             t->key = g->fsm.ops->apply_key(g->fsm.ctx, &t->data);
@@ -409,7 +425,8 @@ static void lane_run(struct spl__rn_task *list)
         }
         g->fsm.ops->apply(g->fsm.ctx, ents, n);
         for (uint32_t i = 0; i < n; i++) {
-            mark_done(g, ents[i].index, ents[i].term, true, ents[i].result, &ents[i].reply);
+            mark_done(g, ents[i].index, ents[i].term, true, ents[i].result, &ents[i].reply,
+                      run[i]->commit_ns);
             spl_iobuf_reset(&ents[i].reply);
             task_free(run[i]);
         }

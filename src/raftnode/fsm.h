@@ -28,7 +28,8 @@
  *  - load, on_leader_start, on_leader_stop, on_configuration_committed, close: the
  *    group's Raft worker thread (load at creation: the creating thread), never while an
  *    apply of this FSM runs, except on_leader_* which may overlap applies.
- *  - apply: the host's apply threads, concurrently for different keys (see above).
+ *  - apply: the host's apply threads, concurrently for different keys (see above), or
+ *    the group's worker for a lone entry when nothing else of the group is applying.
  *  - save_snapshot: a host snapshot thread, concurrently with applies of entries > index.
  *  - pin_files: any host thread, serialized by the host.
  * No callback may call back into the host for the same group synchronously (no

@@ -337,6 +337,12 @@ static void metrics_init(struct spl_raftnode_host *h)
     m->commit_latency = spl_histogram_new(r, "spline_raftnode_commit_duration_seconds",
                                           "Proposal to applied, on the leader",
                                           SPL_METRIC_UNIT_SECONDS);
+    m->persist_latency = spl_histogram_new(r, "spline_raftnode_persist_duration_seconds",
+                                           "Raft log append to durable, as the worker sees it",
+                                           SPL_METRIC_UNIT_SECONDS);
+    m->quorum_latency = spl_histogram_new(r, "spline_raftnode_quorum_duration_seconds",
+                                          "Proposal to committed (quorum durable), on the leader",
+                                          SPL_METRIC_UNIT_SECONDS);
 }
 
 static int opts_fill(struct spl_raftnode_opts *o)
@@ -801,14 +807,14 @@ int spl_raftnode_group_create(spl_raftnode_host *h, const struct spl_raftnode_gr
     pthread_rwlock_unlock(&h->groups_mu);
     pthread_mutex_unlock(&h->create_mu);
     spl_gauge_inc(h->m.groups);
+    LOG_INFO(SPL__RN_TAG, "group %llu open: snapshot %llu, last index %llu, epoch %llu",
+             (unsigned long long)g->id, (unsigned long long)g->snap_index,
+             (unsigned long long)spl_raftlog_last_index(g->log), (unsigned long long)g->conf_epoch);
     struct spl__rn_event *ev = calloc(1, sizeof(*ev));
     ASSERT(ev != NULL);
     ev->kind = SPL__RN_EV_ADD;
     ev->g = g;
-    spl__rn_post(g->w, ev);
-    LOG_INFO(SPL__RN_TAG, "group %llu open: snapshot %llu, last index %llu, epoch %llu",
-             (unsigned long long)g->id, (unsigned long long)g->snap_index,
-             (unsigned long long)spl_raftlog_last_index(g->log), (unsigned long long)g->conf_epoch);
+    spl__rn_post(g->w, ev); /* from here on, g is the worker's */
     return 0;
 }
 
@@ -1024,4 +1030,12 @@ void spl_raftnode_stats(spl_raftnode_host *h, struct spl_raftnode_stats *out)
 void spl_raftnode_commit_latency(spl_raftnode_host *h, struct spl_histogram_snapshot *out)
 {
     spl_histogram_snapshot(h->m.commit_latency, out);
+}
+
+void spl_raftnode_latency(spl_raftnode_host *h, int which, struct spl_histogram_snapshot *out)
+{
+    spl_histogram_snapshot(which == 1   ? h->m.persist_latency
+                           : which == 2 ? h->m.quorum_latency
+                                        : h->m.commit_latency,
+                           out);
 }

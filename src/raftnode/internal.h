@@ -133,6 +133,7 @@ struct spl__rn_task {
     struct spl__rn_task *next;
     struct spl__rn_group *g;
     uint64_t index, term, key;
+    uint64_t commit_ns;         /* when the worker handed it to the apply path */
     uint8_t type;               /* enum spl_raft_entry_type */
     struct spl_iobuf data;
 };
@@ -285,6 +286,7 @@ int spl__rn_batch_decode(struct spl_iobuf *att, const uint32_t *lens, size_t cou
                          spl__rn_batch_msg_cb msg_cb, void *arg, uint32_t *bad_out);
 
 void spl__rn_transport_flush(struct spl__rn_worker *w);
+void spl__rn_send_now(struct spl_raftnode_host *h, const struct spl_raft_msg *msgs, uint32_t count);
 void spl__rn_send(struct spl__rn_worker *w, const struct spl_raft_msg *m);
 extern const struct spl_rpc_service spl__rn_raft_service;
 
@@ -341,10 +343,12 @@ struct spl__rn_group {
     struct spl__rn_group *dirty_next;
     bool rd_pending;            /* between spl_raft_ready and spl_raft_advance */
     bool rd_persisting;         /* the ready's append is with raftlog */
+    bool rd_msgs_sent;          /* the sync thread already sent rd.msgs (persist_cb) */
     struct spl_raft_ready rd;
     struct spl_raftlog_req log_req;
     struct spl__rn_event ev_persisted;
     int persist_status;         /* set by the raftlog callback */
+    uint64_t persist_start_ns;
     struct spl__rn_event ev_applied;
     struct spl__rn_event ev_installed;
     struct spl__rn_event ev_snap_saved;
@@ -424,7 +428,7 @@ struct spl__rn_metrics {
     struct spl_counter *rpcs_sent, *rpcs_received, *rpcs_failed, *heartbeats_sent;
     struct spl_counter *proposals, *proposals_failed, *ticks;
     struct spl_counter *snapshots, *installs, *install_bytes, *getfile_bytes;
-    struct spl_histogram *commit_latency;
+    struct spl_histogram *commit_latency, *persist_latency, *quorum_latency;
 };
 
 struct spl_raftnode_host {

@@ -389,22 +389,32 @@ static void admin_status(struct raftd *d, spl_rpc_call *call, const Spline__Raft
     free(gp);
 }
 
-static void admin_stats(struct raftd *d, spl_rpc_call *call)
+static size_t hist_pairs(struct raftd *d, int which, uint64_t *pairs)
 {
     static _Thread_local struct spl_histogram_snapshot snap;
-    static _Thread_local uint64_t pairs[2 * SPL_HISTOGRAM_BUCKETS];
-    spl_raftnode_commit_latency(d->host, &snap);
+    spl_raftnode_latency(d->host, which, &snap);
     size_t n = 0;
     for (unsigned i = 0; i < SPL_HISTOGRAM_BUCKETS; i++)
         if (snap.buckets[i]) {
             pairs[n++] = i;
             pairs[n++] = snap.buckets[i];
         }
+    return n;
+}
+
+static void admin_stats(struct raftd *d, spl_rpc_call *call)
+{
+    static _Thread_local uint64_t pairs[3][2 * SPL_HISTOGRAM_BUCKETS];
+    size_t n = hist_pairs(d, 0, pairs[0]);
     struct spl_raftnode_stats st;
     spl_raftnode_stats(d->host, &st);
     Spline__RaftAdminResponse resp = SPLINE__RAFT_ADMIN_RESPONSE__INIT;
     resp.n_commit_latency = n;
-    resp.commit_latency = pairs;
+    resp.commit_latency = pairs[0];
+    resp.n_persist_latency = hist_pairs(d, 1, pairs[1]);
+    resp.persist_latency = pairs[1];
+    resp.n_quorum_latency = hist_pairs(d, 2, pairs[2]);
+    resp.quorum_latency = pairs[2];
     resp.msgs_sent = st.msgs_sent;
     resp.msgs_received = st.msgs_received;
     resp.msgs_rejected = st.msgs_rejected;

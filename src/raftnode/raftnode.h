@@ -20,13 +20,15 @@
  *    every group that has one, then flushes its outgoing messages: one RPC per peer
  *    process carrying every message queued for that peer in the pass (all groups'
  *    heartbeats of a tick travel together). Appends are handed to raftlog, which returns
- *    at once; the raftlog sync threads fdatasync (group commit across groups) and post
- *    the completion back to the worker, which only then sends the ready's msgs (the
- *    ready contract of raft.h; msgs_early go out at once) and advances.
+ *    at once; the raftlog sync threads fdatasync (group commit across groups), send the
+ *    ready's msgs the moment they are durable (the ready contract of raft.h; msgs_early
+ *    go out at once) and post the completion back to the worker, which then applies and
+ *    advances.
  *  - A apply threads (opts.apply_threads), shared by all groups: committed entries go to
  *    thread hash(group, key) mod A, so one key keeps log order while different keys
- *    apply in parallel. A group's applied index advances when every entry below it
- *    completed; proposals complete when their own entry applied; reads once applied
+ *    apply in parallel. A lone committed entry of a group with nothing in flight is
+ *    applied by the worker itself (no hop at low load; opts.no_inline_apply turns this
+ *    off). A group's applied index advances when every entry below it completed; proposals complete when their own entry applied; reads once applied
  *    reached their read index. Callbacks of this API run on an apply thread, a worker,
  *    or (errors) the calling thread: they must not block.
  *  - snapshot threads: FSM save_snapshot (fsyncs) and the source side of file copy (disk
@@ -77,6 +79,7 @@ struct spl_raftnode_opts {
     uint32_t election_ticks;    /* election timeout in ticks; 0: 10 */
     bool no_pre_vote;           /* pre-vote, check-quorum and lease are on unless ... */
     bool no_lease;
+    bool no_inline_apply;       /* never apply on the worker (see the threading model) */
     uint32_t max_inflight_msgs; /* appends in flight per follower; 0: 32 */
     uint32_t proposal_timeout_ms; /* default for proposals, reads and admin; 0: 10000 */
 
@@ -263,5 +266,9 @@ void spl_raftnode_stats(spl_raftnode_host *h, struct spl_raftnode_stats *out);
  * histogram (nanoseconds; leader side), for benchmarks. */
 struct spl_histogram_snapshot;
 void spl_raftnode_commit_latency(spl_raftnode_host *h, struct spl_histogram_snapshot *out);
+
+/* spl_raftnode_latency - which 0: propose -> applied (as above); 1: raft log append ->
+ * durable as the worker sees it; 2: propose -> committed (leader). Nanoseconds. */
+void spl_raftnode_latency(spl_raftnode_host *h, int which, struct spl_histogram_snapshot *out);
 
 #endif

@@ -233,6 +233,72 @@ void spl__rn_send(struct spl__rn_worker *w, const struct spl_raft_msg *m)
     }
 }
 
+/* One RPC per destination for msgs[0..count), from any thread (the raftlog sync thread
+ * sends a ready's msgs the moment they are durable, without waking the worker first). */
+void spl__rn_send_now(struct spl_raftnode_host *h, const struct spl_raft_msg *msgs, uint32_t count)
+{
+    bool done[count ? count : 1];
+    memset(done, 0, sizeof(done));
+    for (uint32_t i = 0; i < count; i++) {
+        if (done[i])
+            continue;
+        uint64_t to = msgs[i].to;
+        uint32_t n = 0, tracked = 0;
+        for (uint32_t j = i; j < count; j++)
+            if (msgs[j].to == to)
+                n++;
+        uint32_t *lens = malloc(n * sizeof(*lens));
+        struct send_ctx *c = malloc(sizeof(*c) + n * sizeof(c->track[0]));
+        ASSERT(lens && c);
+        struct spl_iobuf att;
+        spl_iobuf_init(&att);
+        uint32_t k = 0;
+        for (uint32_t j = i; j < count; j++) {
+            if (msgs[j].to != to)
+                continue;
+            done[j] = true;
+            uint64_t before = spl_iobuf_len(&att);
+            if (spl_raft_msg_encode(&msgs[j], &att) != 0)
+                continue;
+            lens[k++] = (uint32_t)(spl_iobuf_len(&att) - before);
+            if (msgs[j].type == SPL_RAFT_MSG_APPEND || msgs[j].type == SPL_RAFT_MSG_SNAPSHOT) {
+                c->track[tracked].group = msgs[j].group;
+                c->track[tracked].type = msgs[j].type;
+                tracked++;
+            }
+            if (msgs[j].type == SPL_RAFT_MSG_HEARTBEAT || msgs[j].type == SPL_RAFT_MSG_HEARTBEAT_RESP) {
+                atomic_fetch_add_explicit(&h->st_heartbeats_sent, 1, memory_order_relaxed);
+                spl_counter_inc(h->m.heartbeats_sent);
+            }
+        }
+        c->h = h;
+        c->peer = to;
+        c->track_count = tracked;
+        Spline__RaftSendRequest req = SPLINE__RAFT_SEND_REQUEST__INIT;
+        req.from_node = h->opts.node_id;
+        req.to_node = to;
+        req.n_msg_len = k;
+        req.msg_len = lens;
+        struct spl_rpc_call_opts opts = {.timeout_ms = h->opts.tick_ms * h->opts.election_ticks * 2};
+        spl_rpc_channel *ch = spl__rn_peer_channel(h, to);
+        int rc = ch && k ? spl_rpc_call_async(ch, &spl__rn_raft_service, 0, &req.base, &att, &opts,
+                                              NULL, send_done, c)
+                         : SPL_ERAFTNODE_NOPEER;
+        atomic_fetch_add_explicit(&h->st_msgs_sent, k, memory_order_relaxed);
+        spl_counter_add(h->m.msgs_sent, k);
+        if (rc != 0) {
+            spl_counter_inc(h->m.rpcs_failed);
+            report_all(c);
+            free(c);
+        } else {
+            atomic_fetch_add_explicit(&h->st_rpcs_sent, 1, memory_order_relaxed);
+            spl_counter_inc(h->m.rpcs_sent);
+        }
+        spl_iobuf_reset(&att);
+        free(lens);
+    }
+}
+
 void spl__rn_transport_flush(struct spl__rn_worker *w)
 {
     for (uint32_t i = 0; i < w->outq_count; i++)

@@ -124,10 +124,22 @@ static void soft_state(struct spl__rn_group *g, const struct spl_raft_ready *rd)
 
 /* ---- readies ---- */
 
+/* On a raftlog sync thread, once the ready's entries and term/vote are durable: send
+ * rd.msgs right here (they depend on nothing else, and the worker does not touch the
+ * ready until it sees PERSISTED), saving a thread hop on every follower's answer; then
+ * hand the rest of the ready back to the worker. */
 static void persist_cb(struct spl_raftlog_req *req, int status)
 {
     struct spl__rn_group *g = req->data;
     g->persist_status = status;
+    g->rd_msgs_sent = false;
+    if (status == 0 && g->rd.msg_count > 0 && !atomic_load(&g->dying)) {
+        for (uint32_t i = 0; i < g->rd.msg_count; i++)
+            if (g->rd.msgs[i].type == SPL_RAFT_MSG_SNAPSHOT)
+                spl__rn_hold_add(g, g->rd.msgs[i].to, g->rd.msgs[i].snapshot.index);
+        spl__rn_send_now(g->h, g->rd.msgs, g->rd.msg_count);
+        g->rd_msgs_sent = true;
+    }
     spl__rn_post_embedded(g->w, &g->ev_persisted);
 }
 
@@ -154,13 +166,17 @@ static bool ready_persist(struct spl__rn_worker *w, struct spl__rn_group *g)
     }
     struct spl_raftlog_hardstate lhs = {0};
     if (vote) {
+        spl_raftlog_hardstate(g->log, &lhs); /* its commit never goes back (installs raise it) */
         lhs.term = hs->term;
         lhs.vote = hs->vote;
-        lhs.commit = g->commit_noted;
+        if (lhs.commit < g->commit_noted)
+            lhs.commit = g->commit_noted;
+        g->commit_noted = lhs.commit;
         g->hs_term = hs->term;
         g->hs_vote = hs->vote;
     }
     g->log_req.data = g;
+    g->persist_start_ns = spl_mono_ns();
     int rc = spl_raftlog_append(g->log, w->log_entries, rd->entry_count, vote ? &lhs : NULL,
                                 &g->log_req, persist_cb);
     /* A log that cannot persist must not ack anything (RAFT-INVARIANTS 24): stop here;
@@ -176,6 +192,10 @@ static bool ready_persist(struct spl__rn_worker *w, struct spl__rn_group *g)
 static void note_commit(struct spl__rn_group *g)
 {
     uint64_t c = g->commit_seen, last = spl_raftlog_last_index(g->log);
+    struct spl_raftlog_hardstate cur;
+    spl_raftlog_hardstate(g->log, &cur);
+    if (cur.commit > g->commit_noted)
+        g->commit_noted = cur.commit; /* an install raised it */
     if (c > last)
         c = last;
     if (c > g->commit_noted && !g->rd_persisting) {
@@ -221,7 +241,9 @@ static void send_snapshot_done(struct spl__rn_group *g)
 static void ready_finish(struct spl__rn_worker *w, struct spl__rn_group *g)
 {
     struct spl_raft_ready *rd = &g->rd;
-    send_msgs(w, g, rd->msgs, rd->msg_count);
+    if (!g->rd_msgs_sent)
+        send_msgs(w, g, rd->msgs, rd->msg_count);
+    g->rd_msgs_sent = false;
     for (uint32_t i = 0; i < rd->committed_count; i++)
         spl__rn_apply_enqueue(g, &rd->committed[i]);
     if (rd->read_state_count)
@@ -567,6 +589,7 @@ static void handle_event(struct spl__rn_worker *w, struct spl__rn_event *ev)
         ASSERTF(g->persist_status == 0, "group %llu: raft log sync failed: %s",
                 (unsigned long long)g->id, spl_strerror(g->persist_status));
         g->rd_persisting = false;
+        spl_histogram_record_since(g->h->m.persist_latency, g->persist_start_ns);
         if (!atomic_load(&g->dying))
             ready_finish(w, g);
         spl__rn_group_mark_dirty(g);

@@ -199,7 +199,7 @@ int rc_node_start(struct rc_cluster *c, int i, bool join)
     }
     nd->pid = pid;
     rc_pid_add(pid);
-    for (int t = 0; t < 3000; t++) {
+    for (int t = 0; t < 12000; t++) { /* 120 s: pool formatting on a loaded disk */
         if (access(pf, F_OK) == 0)
             return 0;
         int st;
