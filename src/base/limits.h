@@ -82,7 +82,7 @@
 #define SPL_MDS_CHUNKSERVERS_MAX 65536
 #define SPL_ETCD_VALUE_MAX (1u << 20)        /* etcd's default request limit is 1.5 MiB */
 #define SPL_ETCD_TXN_OPS_MAX 128             /* etcd's default --max-txn-ops */
-#define SPL_ETCD_TXN_CMP_MAX 16              /* compares in one transaction (ours use <= 4) */
+#define SPL_ETCD_TXN_CMP_MAX 128             /* compares in one txn (--max-txn-ops too) */
 #define SPL_ETCD_ENDPOINTS_MAX 8             /* etcd members one client knows (3 or 5) */
 #define SPL_ETCD_KEY_MAX 1024                /* bytes in a key (ours stay under 300) */
 #define SPL_ETCD_RANGE_LIMIT_MAX 10000       /* keys per range page: bounds one answer */

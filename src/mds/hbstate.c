@@ -289,11 +289,6 @@ void spl_hbstate_track_offline_locked(struct spl_hbstate *hb, uint64_t now_ns)
 
 /* ---- heartbeats ---- */
 
-struct epoch_update {
-    struct spl_topo_copyset rec;
-    uint64_t expect_epoch;
-};
-
 struct order_mem {
     Spline__CopysetOrder o;
     Spline__CopysetId id;
@@ -447,12 +442,16 @@ static void apply_report_locked(struct spl_hbstate *hb, struct hb_cs *c,
 }
 
 /* write_updates - write the epoch updates to etcd (lock released), then into the view. */
-static void write_updates(struct spl_hbstate *hb, struct epoch_update *ups, uint32_t n)
+static void write_updates(struct spl_hbstate *hb, struct spl_topo_copyset_update *ups,
+                          uint32_t n)
 {
     spl_topo *t = hb->d->topo;
+    int results[HB_WRITE_BATCH];
+    ASSERT(n <= HB_WRITE_BATCH);
+    spl_topo_update_copysets(t, ups, n, results); /* batched; each update's code in results */
     for (uint32_t i = 0; i < n; i++) {
-        struct epoch_update *u = &ups[i];
-        int rc = spl_topo_update_copyset(t, &u->rec, u->expect_epoch);
+        struct spl_topo_copyset_update *u = &ups[i];
+        int rc = results[i];
         struct spl_topo_copyset cur;
         if (rc == SPL_EETCD_TXNFAIL && spl_topo_get_copyset(t, u->rec.lpool_id, u->rec.id,
                                                             &cur) == 0) {
@@ -512,7 +511,7 @@ static int add_cs(struct spl_hbstate *hb, uint32_t id)
 static void *writer_main(void *arg)
 {
     struct spl_hbstate *hb = arg;
-    struct epoch_update *ups = malloc(HB_WRITE_BATCH * sizeof *ups);
+    struct spl_topo_copyset_update *ups = malloc(HB_WRITE_BATCH * sizeof *ups);
     pthread_mutex_lock(&hb->lock);
     while (ups && !hb->writer_stop) {
         if (hb->queue_count == 0) {
@@ -525,7 +524,7 @@ static void *writer_main(void *arg)
             s->queued = false;
             if (s->pending_epoch <= s->epoch)
                 continue;
-            struct epoch_update *u = &ups[n++];
+            struct spl_topo_copyset_update *u = &ups[n++];
             u->expect_epoch = s->epoch;
             u->rec = (struct spl_topo_copyset){.lpool_id = s->lpool_id, .id = s->id,
                                                .member_count = s->pending_n,

@@ -237,41 +237,33 @@ out:
     free(tcs);
 }
 
-#define PROBE_IDS_MAX 1000000u /* topology ids probed when listing servers, zones, pools */
-
 static void do_list_topology(struct spl_mdsd *d, spl_rpc_call *call)
 {
-    struct spl_topo_counts cnt;
-    spl_topo_get_counts(d->topo, &cnt);
+    struct spl_topo_pool *tp = NULL;
+    struct spl_topo_zone *tz = NULL;
+    struct spl_topo_server *ts = NULL;
     struct spl_topo_chunkserver *tcs = NULL;
     struct spl_topo_lpool *tl = NULL;
-    size_t ncs = 0, nl = 0;
-    int rc = spl_topo_list_chunkservers(d->topo, &tcs, &ncs);
+    size_t np = 0, nz = 0, ns = 0, ncs = 0, nl = 0;
+    int rc = spl_topo_list_pools(d->topo, &tp, &np);
+    if (rc == 0)
+        rc = spl_topo_list_zones(d->topo, &tz, &nz);
+    if (rc == 0)
+        rc = spl_topo_list_servers(d->topo, &ts, &ns);
+    if (rc == 0)
+        rc = spl_topo_list_chunkservers(d->topo, &tcs, &ncs);
     if (rc == 0)
         rc = spl_topo_list_lpools(d->topo, &tl, &nl);
-    struct spl_topo_pool *tp = calloc(cnt.pools + 1, sizeof *tp);
-    struct spl_topo_zone *tz = calloc(cnt.zones + 1, sizeof *tz);
-    struct spl_topo_server *ts = calloc(cnt.servers + 1, sizeof *ts);
-    Spline__PoolInfo *pi = calloc(cnt.pools + 1, sizeof *pi);
-    Spline__ZoneInfo *zi = calloc(cnt.zones + 1, sizeof *zi);
-    Spline__ServerInfo *si = calloc(cnt.servers + 1, sizeof *si);
+    Spline__PoolInfo *pi = calloc(np + 1, sizeof *pi);
+    Spline__ZoneInfo *zi = calloc(nz + 1, sizeof *zi);
+    Spline__ServerInfo *si = calloc(ns + 1, sizeof *si);
     Spline__LogicalPoolInfo *li = calloc(nl + 1, sizeof *li);
-    void **ptrs = calloc(cnt.pools + cnt.zones + cnt.servers + nl + ncs + 5, sizeof *ptrs);
+    void **ptrs = calloc(np + nz + ns + nl + ncs + 5, sizeof *ptrs);
     Spline__ChunkserverInfo *ci = rc == 0 ? cs_infos(d, tcs, ncs) : NULL;
-    if (rc < 0 || !tp || !tz || !ts || !pi || !zi || !si || !li || !ptrs || !ci) {
+    if (rc < 0 || !pi || !zi || !si || !li || !ptrs || !ci) {
         spl_mdsd_reply_err(call, rc < 0 ? rc : -ENOMEM, NULL);
         goto out;
     }
-    size_t np = 0, nz = 0, ns = 0;
-    for (uint32_t id = 1; id < PROBE_IDS_MAX && np < cnt.pools; id++)
-        if (spl_topo_get_pool(d->topo, id, &tp[np]) == 0)
-            np++;
-    for (uint32_t id = 1; id < PROBE_IDS_MAX && nz < cnt.zones; id++)
-        if (spl_topo_get_zone(d->topo, id, &tz[nz]) == 0)
-            nz++;
-    for (uint32_t id = 1; id < PROBE_IDS_MAX && ns < cnt.servers; id++)
-        if (spl_topo_get_server(d->topo, id, &ts[ns]) == 0)
-            ns++;
     Spline__ListTopologyResponse resp = SPLINE__LIST_TOPOLOGY_RESPONSE__INIT;
     void **p = ptrs;
     resp.pools = (Spline__PoolInfo **)p;

@@ -1083,19 +1083,23 @@ static int check_members(struct model *m, const struct spl_topo_copyset *cs)
     return 0;
 }
 
-int spl_topo_update_copyset(spl_topo *t, const struct spl_topo_copyset *cs,
-                            uint64_t expect_epoch)
+/* The model's checks of one update; *cur the stored copyset when it may be written. */
+static int update_check(spl_topo *t, const struct spl_topo_copyset *cs, uint64_t expect_epoch,
+                        struct spl_topo_copyset **cur)
 {
-    ASSERT(t && cs);
-    pthread_mutex_lock(&t->write_lock);
-    struct spl_topo_copyset *cur = vec_find(&t->m.copysets, cs, cmp_copyset);
-    int rc = 0;
-    if (!cur)
-        rc = SPL_ECOPYSET_NOTFOUND;
-    else if (cur->epoch != expect_epoch)
-        rc = SPL_EETCD_TXNFAIL;
-    else
-        rc = check_members(&t->m, cs);
+    *cur = vec_find(&t->m.copysets, cs, cmp_copyset);
+    if (!*cur)
+        return SPL_ECOPYSET_NOTFOUND;
+    if ((*cur)->epoch != expect_epoch)
+        return SPL_EETCD_TXNFAIL;
+    return check_members(&t->m, cs);
+}
+
+static int update_one_locked(spl_topo *t, const struct spl_topo_copyset *cs,
+                             uint64_t expect_epoch)
+{
+    struct spl_topo_copyset *cur;
+    int rc = update_check(t, cs, expect_epoch, &cur);
     if (rc == 0) {
         struct spl_topo_copyset rec = *cs;
         char ck[128];
@@ -1104,8 +1108,98 @@ int spl_topo_update_copyset(spl_topo *t, const struct spl_topo_copyset *cs,
         if (rc == 0)
             rc = mem_put(t, &t->m.copysets, &rec, cmp_copyset);
     }
+    return rc;
+}
+
+int spl_topo_update_copyset(spl_topo *t, const struct spl_topo_copyset *cs,
+                            uint64_t expect_epoch)
+{
+    ASSERT(t && cs);
+    pthread_mutex_lock(&t->write_lock);
+    int rc = update_one_locked(t, cs, expect_epoch);
     pthread_mutex_unlock(&t->write_lock);
     return rc;
+}
+
+/* Writes updates ups[idx[0..n)] (checked, distinct copysets) in one transaction, then into
+ * memory. */
+static int update_chunk_locked(spl_topo *t, const struct spl_topo_copyset_update *ups,
+                               const size_t *idx, size_t n)
+{
+    struct spl_etcd_txn txn;
+    spl_etcd_txn_init(&txn);
+    for (size_t j = 0; j < n; j++) {
+        const struct spl_topo_copyset *cs = &ups[idx[j]].rec;
+        const struct spl_topo_copyset *cur = vec_find(&t->m.copysets, cs, cmp_copyset);
+        char ck[128];
+        key_copyset(ck, sizeof ck, cs->lpool_id, cs->id);
+        char *v = enc_copyset(cs);
+        spl_etcd_txn_cmp(&txn, ck, SPL_ETCD_CMP_MOD, SPL_ETCD_EQ, cur->mod_revision);
+        spl_etcd_txn_put(&txn, SPL_ETCD_SUCCESS, ck, v, strlen(v), 0);
+        free(v);
+    }
+    int64_t rev = 0;
+    int rc = commit(t, &txn, &rev);
+    spl_etcd_txn_free(&txn);
+    if (rc < 0)
+        return rc;
+    pthread_rwlock_wrlock(&t->lock);
+    for (size_t j = 0; j < n; j++) {
+        struct spl_topo_copyset rec = ups[idx[j]].rec;
+        rec.mod_revision = rev;
+        vec_put(&t->m.copysets, &rec, cmp_copyset); /* replaces: no allocation */
+    }
+    pthread_rwlock_unlock(&t->lock);
+    return 0;
+}
+
+static bool in_chunk(const struct spl_topo_copyset_update *ups, const size_t *idx, size_t n,
+                     const struct spl_topo_copyset *cs)
+{
+    for (size_t j = 0; j < n; j++)
+        if (cmp_copyset(&ups[idx[j]].rec, cs) == 0)
+            return true;
+    return false;
+}
+
+int spl_topo_update_copysets(spl_topo *t, const struct spl_topo_copyset_update *ups, size_t n,
+                             int *results)
+{
+    ASSERT(t && (n == 0 || (ups && results)));
+    SPL_STATIC_ASSERT(SPL_TOPO_TXN_UPDATES >= 1, "room for one update and the fence");
+    size_t idx[SPL_TOPO_TXN_UPDATES];
+    size_t i = 0;
+    int stop = 0; /* an etcd error or lost leadership: the rest is not tried */
+    pthread_mutex_lock(&t->write_lock);
+    while (i < n && !stop) {
+        size_t k = 0;
+        for (; i < n && k < SPL_TOPO_TXN_UPDATES; i++) {
+            if (in_chunk(ups, idx, k, &ups[i].rec))
+                break; /* named twice: the second goes to the next transaction */
+            struct spl_topo_copyset *cur;
+            results[i] = update_check(t, &ups[i].rec, ups[i].expect_epoch, &cur);
+            if (results[i] == 0)
+                idx[k++] = i;
+        }
+        int rc = k ? update_chunk_locked(t, ups, idx, k) : 0;
+        if (rc == SPL_EETCD_TXNFAIL) { /* some record moved behind the model: one by one */
+            LOG_INFO("mds", "copyset batch of %zu refused by etcd: writing one by one", k);
+            for (size_t j = 0; j < k; j++)
+                results[idx[j]] = update_one_locked(t, &ups[idx[j]].rec,
+                                                    ups[idx[j]].expect_epoch);
+        } else if (rc < 0) {
+            for (size_t j = 0; j < k; j++)
+                results[idx[j]] = rc;
+            stop = rc;
+        }
+    }
+    pthread_mutex_unlock(&t->write_lock);
+    for (; i < n; i++)
+        results[i] = stop;
+    for (i = 0; i < n; i++)
+        if (results[i] < 0)
+            return results[i];
+    return 0;
 }
 
 /* ---- reads ---- */
@@ -1187,6 +1281,30 @@ static int copy_range(spl_topo *t, const struct vec *v, size_t from, size_t to, 
     memcpy(*out, vec_at(v, from), (to - from) * v->elem);
     *count = to - from;
     return 0;
+}
+
+int spl_topo_list_pools(spl_topo *t, struct spl_topo_pool **out, size_t *count)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    int rc = copy_range(t, &t->m.pools, 0, t->m.pools.count, (void **)out, count);
+    pthread_rwlock_unlock(&t->lock);
+    return rc;
+}
+
+int spl_topo_list_zones(spl_topo *t, struct spl_topo_zone **out, size_t *count)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    int rc = copy_range(t, &t->m.zones, 0, t->m.zones.count, (void **)out, count);
+    pthread_rwlock_unlock(&t->lock);
+    return rc;
+}
+
+int spl_topo_list_servers(spl_topo *t, struct spl_topo_server **out, size_t *count)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    int rc = copy_range(t, &t->m.servers, 0, t->m.servers.count, (void **)out, count);
+    pthread_rwlock_unlock(&t->lock);
+    return rc;
 }
 
 int spl_topo_list_chunkservers(spl_topo *t, struct spl_topo_chunkserver **out, size_t *count)

@@ -34,6 +34,10 @@
 #define SPL_TOPO_NAME_MAX 64  /* bytes in a pool/zone/server/lpool name, with the NUL */
 #define SPL_TOPO_HOST_MAX 64  /* bytes in an ip or host name, with the NUL */
 #define SPL_TOPO_DISK_MAX 256 /* bytes in a chunkserver's disk path, with the NUL */
+/* copyset updates in one etcd transaction: one compare each plus the leader fence's */
+#define SPL_TOPO_TXN_UPDATES                                                             \
+    (SPL_ETCD_TXN_CMP_MAX - 1 < SPL_ETCD_TXN_OPS_MAX ? SPL_ETCD_TXN_CMP_MAX - 1            \
+                                                     : SPL_ETCD_TXN_OPS_MAX)
 
 /* Every record carries mod_revision: the etcd revision it was last written at. */
 struct spl_topo_pool {
@@ -168,6 +172,26 @@ int spl_topo_set_chunkserver_state(spl_topo *t, uint32_t cs_id, enum spl_cs_stat
 int spl_topo_update_copyset(spl_topo *t, const struct spl_topo_copyset *cs,
                             uint64_t expect_epoch);
 
+/* One update of a batch: rec's (lpool_id, id) name the copyset; rec's members, epoch and
+ * leader hint replace the stored ones if the stored epoch is still expect_epoch. */
+struct spl_topo_copyset_update {
+    struct spl_topo_copyset rec;
+    uint64_t expect_epoch;
+};
+
+/* spl_topo_update_copysets - spl_topo_update_copyset for n updates, written with as few
+ * etcd transactions as possible: each transaction carries up to SPL_TOPO_TXN_UPDATES
+ * updates, each guarded by its own record's mod_revision compare. Updates the model
+ * refuses (stale epoch, unknown copyset, bad members) get their code without being sent;
+ * when a transaction's compares fail (a record changed behind the model), its updates are
+ * written one by one so each gets its own outcome. A copyset named twice is written in
+ * order (the second update sees the first). results[i] gets update i's code, exactly as
+ * spl_topo_update_copyset would return it; after an etcd error or SPL_EMDS_NOTLEADER the
+ * updates not yet written get that code. Returns 0 when every update was applied, else the
+ * first failed update's code. */
+int spl_topo_update_copysets(spl_topo *t, const struct spl_topo_copyset_update *ups, size_t n,
+                             int *results);
+
 /* ---- reads (copies; every one returns 0 or the *_NOTFOUND code) ---- */
 
 void spl_topo_get_counts(spl_topo *t, struct spl_topo_counts *out);
@@ -181,6 +205,9 @@ int spl_topo_get_copyset(spl_topo *t, uint32_t lpool_id, uint32_t copyset_id,
                          struct spl_topo_copyset *out); /* SPL_ECOPYSET_NOTFOUND */
 
 /* Lists: a malloc'd array the caller frees (NULL with count 0 when empty); -ENOMEM. */
+int spl_topo_list_pools(spl_topo *t, struct spl_topo_pool **out, size_t *count);
+int spl_topo_list_zones(spl_topo *t, struct spl_topo_zone **out, size_t *count);
+int spl_topo_list_servers(spl_topo *t, struct spl_topo_server **out, size_t *count);
 int spl_topo_list_chunkservers(spl_topo *t, struct spl_topo_chunkserver **out, size_t *count);
 int spl_topo_list_lpools(spl_topo *t, struct spl_topo_lpool **out, size_t *count);
 /* copysets of one logical pool (0: of every pool), by (lpool, id) */

@@ -464,6 +464,222 @@ static void test_fenced_writes(void **state)
     spl_cluster_desc_free(&d);
 }
 
+/* Every copyset of a and b is the same (members, epoch, leader, revision; no revision for
+ * copyset id moved, 0: none). */
+static void check_same_copysets(spl_topo *a, spl_topo *b, uint32_t moved)
+{
+    struct spl_topo_copyset *x, *y;
+    size_t nx, ny;
+    assert_int_equal(spl_topo_list_copysets(a, 0, &x, &nx), 0);
+    assert_int_equal(spl_topo_list_copysets(b, 0, &y, &ny), 0);
+    assert_int_equal(nx, ny);
+    for (size_t i = 0; i < nx; i++) {
+        assert_int_equal(x[i].lpool_id, y[i].lpool_id);
+        assert_int_equal(x[i].id, y[i].id);
+        assert_int_equal(x[i].epoch, y[i].epoch);
+        assert_int_equal(x[i].leader_hint, y[i].leader_hint);
+        if (x[i].id != moved)
+            assert_int_equal(x[i].mod_revision, y[i].mod_revision);
+        assert_int_equal(x[i].member_count, y[i].member_count);
+        assert_memory_equal(x[i].members, y[i].members,
+                            x[i].member_count * sizeof x[i].members[0]);
+    }
+    free(x);
+    free(y);
+}
+
+/* The update moving copyset c to epoch c.epoch + 1 with member 2 replaced by a chunkserver
+ * of the zone c does not use (4 zones, 2 chunkservers each). */
+static struct spl_topo_copyset_update next_config(spl_topo *t, const struct spl_topo_copyset *c,
+                                                  const struct spl_topo_chunkserver *all,
+                                                  size_t ncs)
+{
+    uint32_t zones[3];
+    for (int r = 0; r < 3; r++) {
+        struct spl_topo_chunkserver m;
+        assert_int_equal(spl_topo_get_chunkserver(t, c->members[r], &m), 0);
+        zones[r] = m.zone_id;
+    }
+    struct spl_topo_copyset_update u = {.rec = *c, .expect_epoch = c->epoch};
+    u.rec.epoch = c->epoch + 1;
+    u.rec.leader_hint = c->members[0];
+    for (size_t i = 0; i < ncs; i++)
+        if (all[i].zone_id != zones[0] && all[i].zone_id != zones[1] &&
+            all[i].zone_id != zones[2])
+            u.rec.members[2] = all[i].id;
+    assert_true(u.rec.members[2] != c->members[2]);
+    return u;
+}
+
+static void test_update_copysets_batch(void **state)
+{
+    char *yaml = cluster_yaml(4, 2, 1, 300, 0);
+    struct spl_cluster_desc d;
+    parse(yaml, &d);
+    spl_topo *t;
+    assert_int_equal(spl_topo_open(etcd, 5, &t), 0);
+    /* fenced, so a full transaction carries the fence's compare too */
+    int64_t lease;
+    assert_int_equal(spl_etcd_lease_grant(etcd, 30, &lease, NULL), 0);
+    struct spl_etcd_leader_key lk;
+    assert_int_equal(spl_etcd_campaign(etcd, "/spline/election/mds", lease, "me", 2, 5000, NULL,
+                                       &lk), 0);
+    struct spl_mds_fence f;
+    spl_mds_fence_from_leader(&f, &lk);
+    spl_topo_set_fence(t, &f);
+    assert_int_equal(spl_topo_apply_cluster(t, &d, NULL, NULL, 0), 0);
+    struct spl_topo_chunkserver *all;
+    size_t ncs;
+    assert_int_equal(spl_topo_list_chunkservers(t, &all, &ncs), 0);
+    assert_int_equal(ncs, 8);
+    struct spl_topo_copyset *sets;
+    size_t n;
+    assert_int_equal(spl_topo_list_copysets(t, 0, &sets, &n), 0);
+    assert_int_equal(n, 300);
+
+    /* 1: 300 updates, every 10th with a stale epoch; copyset 2 a second time (epoch 1 -> 2)
+     * right after its first update (index 2, so in the same transaction's range: it must
+     * be written after the first), the update of copyset 3 moved to the end, and an
+     * unknown copyset */
+    size_t nu = n + 2;
+    struct spl_topo_copyset_update *ups = calloc(nu, sizeof *ups);
+    int *res = calloc(nu, sizeof *res);
+    for (size_t i = 0; i < n; i++) {
+        ups[i] = next_config(t, &sets[i], all, ncs);
+        if (i % 10 == 0)
+            ups[i].expect_epoch = 7;
+    }
+    ups[n] = ups[2];
+    ups[2] = ups[1];
+    ups[2].expect_epoch = 1;
+    ups[2].rec.epoch = 2;
+    ups[2].rec.leader_hint = ups[1].rec.members[1];
+    ups[n + 1] = ups[3];
+    ups[n + 1].rec.id = 9999;
+    int64_t rev0 = store_revision();
+    assert_int_equal(spl_topo_update_copysets(t, ups, nu, res), SPL_EETCD_TXNFAIL);
+    int64_t rev1 = store_revision();
+    /* 270 updates in transactions of at most SPL_TOPO_TXN_UPDATES (plus one for the
+     * repeated copyset) */
+    int64_t txns = (int64_t)((n + SPL_TOPO_TXN_UPDATES - 1) / SPL_TOPO_TXN_UPDATES);
+    assert_true(rev1 - rev0 <= txns + 1);
+    assert_true(rev1 - rev0 >= 3);
+    for (size_t i = 0; i < n; i++) {
+        if (i != 2)
+            assert_int_equal(res[i], i % 10 == 0 ? SPL_EETCD_TXNFAIL : 0);
+        const struct spl_topo_copyset_update *u = i == 2 ? &ups[n] : &ups[i];
+        struct spl_topo_copyset c;
+        assert_int_equal(spl_topo_get_copyset(t, sets[i].lpool_id, sets[i].id, &c), 0);
+        if (i % 10 == 0) {
+            assert_int_equal(c.epoch, 0);
+            assert_memory_equal(c.members, sets[i].members, sizeof c.members);
+        } else {
+            assert_int_equal(c.epoch, i == 1 ? 2 : 1);
+            assert_int_equal(c.members[2], u->rec.members[2]);
+        }
+    }
+    assert_int_equal(res[2], 0);
+    assert_int_equal(res[n], 0);
+    assert_int_equal(res[n + 1], SPL_ECOPYSET_NOTFOUND);
+    struct spl_topo_copyset c2;
+    assert_int_equal(spl_topo_get_copyset(t, sets[1].lpool_id, sets[1].id, &c2), 0);
+    assert_int_equal(c2.leader_hint, ups[1].rec.members[1]);
+    spl_topo *t2;
+    assert_int_equal(spl_topo_open(etcd, 6, &t2), 0);
+    check_same_copysets(t, t2, 0);
+
+    /* 2: a record changed behind the model fails its transaction: the others of that
+     * transaction are still written, one by one, and only it is refused */
+    free(sets);
+    assert_int_equal(spl_topo_list_copysets(t, 0, &sets, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        ups[i] = next_config(t, &sets[i], all, ncs);
+    char key[128];
+    snprintf(key, sizeof key, "/spline/topology/copyset/%010u/%010u", sets[150].lpool_id,
+             sets[150].id);
+    struct spl_etcd_kv kv;
+    assert_int_equal(spl_etcd_get(etcd, key, &kv), 0);
+    assert_int_equal(spl_etcd_put(etcd, key, kv.value, kv.value_len, 0, NULL), 0);
+    spl_etcd_kv_free(&kv);
+    assert_int_equal(spl_topo_update_copysets(t, ups, n, res), SPL_EETCD_TXNFAIL);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(res[i], i == 150 ? SPL_EETCD_TXNFAIL : 0);
+    /* memory matches etcd, but for the revision of the record written behind its back */
+    assert_int_equal(spl_topo_reload(t2), 0);
+    check_same_copysets(t, t2, sets[150].id);
+    assert_int_equal(spl_topo_reload(t), 0);
+    check_same_copysets(t, t2, 0);
+
+    /* 3: lost leadership: nothing is written, every update says so */
+    free(sets);
+    assert_int_equal(spl_topo_list_copysets(t, 0, &sets, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        ups[i] = next_config(t, &sets[i], all, ncs);
+    assert_int_equal(spl_etcd_resign(etcd, &lk), 0);
+    int64_t rev2 = store_revision();
+    assert_int_equal(spl_topo_update_copysets(t, ups, n, res), SPL_EMDS_NOTLEADER);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(res[i], SPL_EMDS_NOTLEADER);
+    assert_int_equal(store_revision(), rev2);
+    assert_int_equal(spl_topo_reload(t2), 0);
+    check_same_copysets(t, t2, 0);
+    assert_int_equal(spl_topo_update_copysets(t, ups, 0, NULL), 0);
+
+    spl_etcd_lease_revoke(etcd, lease);
+    spl_topo_close(t2);
+    spl_topo_close(t);
+    free(ups);
+    free(res);
+    free(sets);
+    free(all);
+    spl_cluster_desc_free(&d);
+    free(yaml);
+}
+
+static void test_list_pools_zones_servers(void **state)
+{
+    char *yaml = cluster_yaml(3, 2, 0, 10, 0);
+    struct spl_cluster_desc d;
+    parse(yaml, &d);
+    spl_topo *t;
+    assert_int_equal(spl_topo_open(etcd, 7, &t), 0);
+    struct spl_topo_pool *p;
+    struct spl_topo_zone *z;
+    struct spl_topo_server *s;
+    size_t np, nz, ns;
+    assert_int_equal(spl_topo_list_pools(t, &p, &np), 0);
+    assert_int_equal(np, 0);
+    assert_null(p);
+    assert_int_equal(spl_topo_apply_cluster(t, &d, NULL, NULL, 0), 0);
+    assert_int_equal(spl_topo_list_pools(t, &p, &np), 0);
+    assert_int_equal(spl_topo_list_zones(t, &z, &nz), 0);
+    assert_int_equal(spl_topo_list_servers(t, &s, &ns), 0);
+    assert_int_equal(np, 1);
+    assert_string_equal(p[0].name, "pool1");
+    assert_int_equal(nz, 3);
+    assert_int_equal(ns, 6);
+    for (size_t i = 0; i < nz; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "zone%zu", i);
+        assert_string_equal(z[i].name, name);
+        assert_int_equal(z[i].pool_id, p[0].id);
+        assert_true(i == 0 || z[i].id > z[i - 1].id);
+    }
+    for (size_t i = 0; i < ns; i++) {
+        struct spl_topo_server g;
+        assert_int_equal(spl_topo_get_server(t, s[i].id, &g), 0);
+        assert_string_equal(g.name, s[i].name);
+        assert_string_equal(g.ip, s[i].ip);
+        assert_true(i == 0 || s[i].id > s[i - 1].id);
+    }
+    free(p);
+    free(z);
+    free(s);
+    spl_topo_close(t);
+    spl_cluster_desc_free(&d);
+    free(yaml);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -474,6 +690,8 @@ int main(void)
         cmocka_unit_test_setup(test_concurrent_registration_two_mds, wipe),
         cmocka_unit_test_setup(test_update_copyset_epoch_cas, wipe),
         cmocka_unit_test_setup(test_fenced_writes, wipe),
+        cmocka_unit_test_setup(test_update_copysets_batch, wipe),
+        cmocka_unit_test_setup(test_list_pools_zones_servers, wipe),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
