@@ -25,8 +25,13 @@ awk '
     if (line ~ /FIXME/ || line ~ /(^|[^X])XXX([^X]|$)/) { printf "%s:%d: leftover FIXME/XXX marker\n", FILENAME, FNR; bad = 1 }
     code = line
     gsub(/"([^"\\]|\\.)*"/, "\"\"", code)       # drop string literals
-    sub(/\/\/.*$/, "", code)                    # and line comments
+    if (in_comment) {                           # inside a block comment
+      if (index(code, "*/") == 0) next
+      code = substr(code, index(code, "*/") + 2); in_comment = 0
+    }
     gsub(/\/\*[^*]*\*+([^\/*][^*]*\*+)*\//, "", code)
+    sub(/\/\/.*$/, "", code)                    # and line comments
+    if (index(code, "/*") > 0) { code = substr(code, 1, index(code, "/*") - 1); in_comment = 1 }
     for (f in ban) {
       if (match(code, "(^|[^A-Za-z0-9_.>])" f "[ \t]*\\(")) {
         printf "%s:%d: %s() is banned: use %s\n", FILENAME, FNR, f, ban[f]; bad = 1
