@@ -3,6 +3,10 @@
 # a real etcd, 3 spline-mds (one leads, two stand by), and spline-simcs holding simulated
 # chunkservers (until the real chunkserver exists) on the servers of
 # conf/cluster.example.yaml, which `spline cluster init` applies; then a demo volume.
+# The simulated chunkservers register themselves (two per server, like the example's two
+# disks per server), so the cluster file must not declare chunkservers of its own: nothing
+# would run them and the cluster would stay HEALTH_WARN. `start` returns once the cluster
+# is HEALTH_OK.
 #
 # Everything lives in ${SPLINE_PLAYGROUND:-/tmp/spline-playground} (data, logs, pids);
 # `start` begins from an empty directory and returns with the daemons in the background;
@@ -46,12 +50,18 @@ wait_until() { # wait_until SECONDS WHAT CMD...
     die "timed out waiting for $what (logs in $DIR)"
 }
 
+health_ok() { "$CLI_BIN" --timeout=2 cluster status | grep -q '^health: *HEALTH_OK'; }
+
 start() {
     for b in "$MDS_BIN" "$CLI_BIN" "$SIMCS_BIN"; do
         [ -x "$b" ] || die "$b missing: run tools/build.sh first (or set SPLINE_BUILD)"
     done
     command -v etcd >/dev/null || die "etcd not found: run tools/install-deps.sh"
     [ -f "$CLUSTER_FILE" ] || die "no cluster file $CLUSTER_FILE"
+    if grep -Eq '^[[:space:]]*chunkservers:' "$CLUSTER_FILE"; then
+        die "$CLUSTER_FILE declares chunkservers: the playground runs only simulated ones" \
+            "(they register themselves), so declared ones would stay offline"
+    fi
     if running; then die "already running (tools/playground.sh status; stop first)"; fi
     rm -rf "$DIR"
     mkdir -p "$DIR"
@@ -88,6 +98,8 @@ EOF
     wait_until 60 "the demo volume" "$CLI_BIN" --timeout=2 volume create demo --size=10G \
         --owner=playground
     "$CLI_BIN" volume stat demo
+    wait_until 60 "HEALTH_OK (see: $CLI_BIN cluster status)" health_ok
+    "$CLI_BIN" cluster status
     cat <<EOF
 
 Spline playground is running (data and logs in $DIR).
