@@ -1334,7 +1334,8 @@ static int run_file(const char *path, bool rewrite, int *cases)
         if (exp_len != out_len || memcmp(exp_start, out_buf, out_len) != 0) {
             if (!rewrite) {
                 failures++;
-                fprintf(stderr, "%s:%d: output differs\n--- expected ---\n%.*s--- actual ---\n%.*s\n",
+                fprintf(stderr, "%s:%d: output differs\n--- expected ---\n%.*s"
+                        "--- actual ---\n%.*s\n",
                         path, case_line, (int)exp_len, exp_start, (int)out_len, out_buf);
             }
         }
