@@ -68,7 +68,7 @@ int spl_workq_start(uint32_t threads, const char *name, struct spl_workq **out)
             return -rc;
         }
         char tn[16];
-        snprintf(tn, sizeof tn, "%.10s-%u", name ? name : "wq", i);
+        snprintf(tn, sizeof tn, "%.10s-%u", name ? name : "wq", i % 1000u);
         pthread_setname_np(wq->threads[i], tn);
     }
     wq->thread_count = threads;
