@@ -26,6 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_args.h"
+
 #include "base/clock.h"
 #include "base/errors.h"
 #include "base/log.h"
@@ -329,21 +331,21 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--dir"))
             o.dir = v;
         else if (!strcmp(a, "--seconds"))
-            o.seconds = atof(v);
+            o.seconds = bench_arg_double(a, v, 0.01, 3600);
         else if (!strcmp(a, "--size"))
-            o.size = (uint32_t)atoi(v);
+            o.size = (uint32_t)bench_arg_u64(a, v, 1, SPL_RAFT_ENTRY_MAX);
         else if (!strcmp(a, "--groups"))
             parse_groups(&o, v);
         else if (!strcmp(a, "--sync-threads"))
-            o.sync_threads = (uint32_t)atoi(v);
+            o.sync_threads = (uint32_t)bench_arg_u64(a, v, 0, 1024);
         else if (!strcmp(a, "--mode"))
             o.mode = !strcmp(v, "fdatasync") ? 0 : !strcmp(v, "syncfs") ? 1 : 2;
         else if (!strcmp(a, "--inflight"))
-            o.inflight = (uint32_t)atoi(v);
+            o.inflight = (uint32_t)bench_arg_u64(a, v, 1, 4096);
         else if (!strcmp(a, "--drivers"))
-            o.drivers = (uint32_t)atoi(v);
+            o.drivers = (uint32_t)bench_arg_u64(a, v, 1, 1024);
         else if (!strcmp(a, "--segment-mb"))
-            o.segment_size = (uint64_t)atoi(v) << 20;
+            o.segment_size = bench_arg_u64(a, v, 1, 4096) << 20;
         else {
             fprintf(stderr, "unknown option %s\n", a);
             return 2;

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "bench_args.h"
 #include "base/errors.h"
 #include "base/log.h"
 #include "rpc.pb-c.h"
@@ -122,7 +123,10 @@ static int write_all_flags(int fd, const uint8_t *p, size_t len, int flags)
     return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len) { return write_all_flags(fd, p, len, 0); }
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    return write_all_flags(fd, p, len, 0);
+}
 
 static int read_exact(int fd, uint8_t *p, size_t len)
 {
@@ -615,17 +619,17 @@ int main(int argc, char **argv)
     uint64_t qdn_calls = 0; /* --only qd: a fixed number of calls instead of a duration */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--rounds"))
-            rounds = atoi(argv[i + 1]);
+            rounds = (int)bench_arg_u64("--rounds", argv[i + 1], 1, 1000);
         else if (!strcmp(argv[i], "--qd1-ops"))
-            qd1_ops = atoi(argv[i + 1]);
+            qd1_ops = (int)bench_arg_u64("--qd1-ops", argv[i + 1], 1, 100000000);
         else if (!strcmp(argv[i], "--qd64-seconds"))
-            qdn_seconds = atof(argv[i + 1]);
+            qdn_seconds = bench_arg_double("--qd64-seconds", argv[i + 1], 0.01, 3600);
         else if (!strcmp(argv[i], "--qd"))
-            qd = atoi(argv[i + 1]);
+            qd = (int)bench_arg_u64("--qd", argv[i + 1], 1, 4096);
         else if (!strcmp(argv[i], "--busy-poll"))
-            bench_busy_poll_us = (uint32_t)atoi(argv[i + 1]);
+            bench_busy_poll_us = (uint32_t)bench_arg_u64("--busy-poll", argv[i + 1], 0, 1000000);
         else if (!strcmp(argv[i], "--qd64-calls"))
-            qdn_calls = strtoull(argv[i + 1], NULL, 10);
+            qdn_calls = bench_arg_u64("--qd64-calls", argv[i + 1], 1, UINT64_MAX);
         else if (!strcmp(argv[i], "--only"))
             only = argv[i + 1];
     }
@@ -669,8 +673,8 @@ int main(int argc, char **argv)
     double raw50[BENCH_ROUNDS_MAX], raw99[BENCH_ROUNDS_MAX], sync50[BENCH_ROUNDS_MAX],
         sync99[BENCH_ROUNDS_MAX], async50[BENCH_ROUNDS_MAX], async99[BENCH_ROUNDS_MAX],
         rawq[BENCH_ROUNDS_MAX], rpcq[BENCH_ROUNDS_MAX], rawcpu[BENCH_ROUNDS_MAX],
-        rpccpu[BENCH_ROUNDS_MAX], rawmq[BENCH_ROUNDS_MAX], rawmcpu[BENCH_ROUNDS_MAX], ep50[BENCH_ROUNDS_MAX],
-        ep99[BENCH_ROUNDS_MAX];
+        rpccpu[BENCH_ROUNDS_MAX], rawmq[BENCH_ROUNDS_MAX], rawmcpu[BENCH_ROUNDS_MAX],
+        ep50[BENCH_ROUNDS_MAX], ep99[BENCH_ROUNDS_MAX];
     double la[3] = {0};
     getloadavg(la, 3);
     printf("load average at start: %.2f %.2f %.2f\n", la[0], la[1], la[2]);

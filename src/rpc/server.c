@@ -443,7 +443,7 @@ static void spl_rpc_server_on_accept(uv_poll_t *h, int status, int events)
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            LOG_WARN(SPL__RPC_TAG, "server :%u: accept: %s", srv->port, strerror(errno));
+            LOG_WARN(SPL__RPC_TAG, "server :%u: accept: %s", srv->port, spl_strerror(-errno));
         return;
     }
 }

@@ -1262,7 +1262,7 @@ static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        fail("open %s: %s", path, strerror(errno));
+        fail("open %s: %s", path, spl_strerror(-errno));
     fseek(f, 0, SEEK_END);
     long len = ftell(f);
     fseek(f, 0, SEEK_SET);

@@ -68,7 +68,7 @@ static void print_hardstate(const char *dir)
     snprintf(path, sizeof(path), "%s/hardstate", dir);
     uint8_t *buf = slurp(path, 1 << 20, &len);
     if (!buf) {
-        printf("hard state: %s: %s\n", path, strerror(errno));
+        printf("hard state: %s: %s\n", path, spl_strerror(-errno));
         problems++;
         return;
     }
@@ -104,7 +104,7 @@ static void print_snapmeta(const char *dir)
     snprintf(path, sizeof(path), "%s/snapmeta", dir);
     uint8_t *buf = slurp(path, SPL_RAFTLOG_SNAP_META_MAX, &len);
     if (!buf) {
-        printf("snapshot meta: none (%s)\n", strerror(errno));
+        printf("snapshot meta: none (%s)\n", spl_strerror(-errno));
         return;
     }
     struct spl_raftlog_snapmeta m;
@@ -156,7 +156,7 @@ static void print_segment(const char *dir, const char *name, bool records, uint6
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     uint8_t *buf = slurp(path, (size_t)SPL_RAFTLOG_SEGMENT_SIZE_MAX, &len);
     if (!buf) {
-        printf("segment %s: %s\n", name, strerror(errno));
+        printf("segment %s: %s\n", name, spl_strerror(-errno));
         problems++;
         return;
     }
@@ -234,7 +234,7 @@ static int print_segments(const char *dir, bool records)
 {
     DIR *d = opendir(dir);
     if (!d) {
-        fprintf(stderr, "raftlog-inspect: %s: %s\n", dir, strerror(errno));
+        fprintf(stderr, "raftlog-inspect: %s: %s\n", dir, spl_strerror(-errno));
         return 2;
     }
     struct seg_list l = {0};
@@ -266,7 +266,7 @@ static int print_pool(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d) {
-        fprintf(stderr, "raftlog-inspect: %s: %s\n", dir, strerror(errno));
+        fprintf(stderr, "raftlog-inspect: %s: %s\n", dir, spl_strerror(-errno));
         return 2;
     }
     uint64_t files = 0, bytes = 0, other = 0;
