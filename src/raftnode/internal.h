@@ -405,6 +405,7 @@ struct spl__rn_worker {
     pthread_cond_t cond;
     struct spl__rn_event *head, *tail; /* inbox */
     bool sleeping;
+    atomic_bool idle;           /* waiting with an empty inbox (read without w->mu) */
     bool stop;
     /* worker thread only */
     struct spl__rn_group **groups;

@@ -59,7 +59,10 @@ struct raftd_config {
     char log_level[16];
     char log_file[300];
     char port_file[300];
+    int fsm;
 };
+
+static const char *const fsm_choices[] = {"kv", "null", NULL};
 
 #define F(x) offsetof(struct raftd_config, x)
 #define S(x) sizeof(((struct raftd_config *)0)->x)
@@ -111,6 +114,9 @@ static const struct spl_config_key raftd_keys[] = {
         "HTTP port for /metrics /status /healthz (0: any free port, -1: none)"),
     STR("log_level", "info", log_level, "debug | info | warn | error"),
     STR("log_file", "\"\"", log_file, "log to this file as well as stderr (empty: stderr)"),
+    {.name = "fsm", .type = SPL_CFG_ENUM, .default_value = "kv", .offset = F(fsm),
+     .choices = fsm_choices,
+     .doc = "kv: the KV FSM on range files; null: apply stores nothing (Raft cost alone)"},
     STR("port_file", "\"\"", port_file,
         "write \"<rpc port> <http port>\" to this file once serving (empty: no)"),
 };
@@ -150,6 +156,16 @@ static struct spl_kvfsm *kv_of(struct raftd *d, uint64_t group)
     return kv;
 }
 
+static bool group_known(struct raftd *d, uint64_t group)
+{
+    bool known = false;
+    pthread_mutex_lock(&d->kv_mu);
+    for (uint32_t i = 0; i < d->kv_count && !known; i++)
+        known = d->kvs[i].group == group;
+    pthread_mutex_unlock(&d->kv_mu);
+    return known;
+}
+
 static void kv_forget(struct raftd *d, uint64_t group)
 {
     pthread_mutex_lock(&d->kv_mu);
@@ -159,8 +175,44 @@ static void kv_forget(struct raftd *d, uint64_t group)
     pthread_mutex_unlock(&d->kv_mu);
 }
 
+/* The null FSM: applies nothing, snapshots nothing (benchmarks of Raft alone). */
+static int null_load(void *ctx, const char *dir, const struct spl_fsm_snapshot *snap)
+{
+    (void)ctx, (void)dir, (void)snap;
+    return 0;
+}
+static uint64_t null_key(void *ctx, const struct spl_iobuf *data)
+{
+    (void)ctx;
+    return spl_iobuf_len(data);
+}
+static void null_apply(void *ctx, struct spl_fsm_entry *e, uint32_t n)
+{
+    (void)ctx, (void)e, (void)n;
+}
+static int null_save(void *ctx, uint64_t index, struct spl_fsm_snapshot *out)
+{
+    (void)ctx, (void)index, (void)out;
+    return 0;
+}
+static const struct spl_fsm_ops null_ops = {.load = null_load, .apply_key = null_key,
+                                            .apply = null_apply, .save_snapshot = null_save};
+
 static int group_open(struct raftd *d, uint64_t group, const struct spl_raft_conf *initial)
 {
+    if (d->cfg.fsm == 1) {
+        struct spl_raftnode_group_opts o = {.group = group, .initial_conf = initial,
+                                            .fsm = {.ops = &null_ops, .ctx = NULL}};
+        int rc = spl_raftnode_group_create(d->host, &o);
+        if (rc == 0) {
+            pthread_mutex_lock(&d->kv_mu);
+            d->kvs[d->kv_count].group = group;
+            d->kvs[d->kv_count].kv = NULL;
+            d->kv_count++;
+            pthread_mutex_unlock(&d->kv_mu);
+        }
+        return rc;
+    }
     struct spl_kvfsm *kv;
     if (d->kv_count >= RAFTD_GROUPS_MAX)
         return SPL_ETOOBIG;
@@ -259,7 +311,7 @@ static void get_done(const struct spl_raftnode_result *res, void *ctx)
     struct spl_kvfsm *kv = kv_of(kc->d, kc->group);
     struct spl_iobuf value;
     spl_iobuf_init(&value);
-    int rc = kv ? spl_kvfsm_get(kv, kc->key, kc->key_len, &value) : SPL_ERAFT_NOGROUP;
+    int rc = kv ? spl_kvfsm_get(kv, kc->key, kc->key_len, &value) : -ENOENT; /* null FSM */
     if (rc != 0 && rc != -ENOENT) {
         spl_rpc_reply_error(kc->call, rc, NULL);
     } else {
@@ -617,7 +669,7 @@ static int open_groups(struct raftd *d)
             return rc;
     }
     for (uint64_t g = 1; g <= (uint64_t)d->cfg.groups; g++) {
-        if (kv_of(d, g))
+        if (group_known(d, g))
             continue;
         int rc = group_open(d, g, d->cfg.join ? NULL : &d->voters);
         if (rc != 0)

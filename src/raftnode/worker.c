@@ -124,16 +124,18 @@ static void soft_state(struct spl__rn_group *g, const struct spl_raft_ready *rd)
 
 /* ---- readies ---- */
 
-/* On a raftlog sync thread, once the ready's entries and term/vote are durable: send
- * rd.msgs right here (they depend on nothing else, and the worker does not touch the
- * ready until it sees PERSISTED), saving a thread hop on every follower's answer; then
- * hand the rest of the ready back to the worker. */
+/* On a raftlog sync thread, once the ready's entries and term/vote are durable: when the
+ * worker is idle, send rd.msgs right here (they depend on nothing else, and the worker
+ * does not touch the ready until it sees PERSISTED), saving a thread hop on a follower's
+ * answer at low load; a busy worker sends them itself, batched with its other groups'.
+ * Then hand the rest of the ready back to the worker. */
 static void persist_cb(struct spl_raftlog_req *req, int status)
 {
     struct spl__rn_group *g = req->data;
     g->persist_status = status;
     g->rd_msgs_sent = false;
-    if (status == 0 && g->rd.msg_count > 0 && !atomic_load(&g->dying)) {
+    if (status == 0 && g->rd.msg_count > 0 && !atomic_load(&g->dying) &&
+        atomic_load_explicit(&g->w->idle, memory_order_relaxed)) {
         for (uint32_t i = 0; i < g->rd.msg_count; i++)
             if (g->rd.msgs[i].type == SPL_RAFT_MSG_SNAPSHOT)
                 spl__rn_hold_add(g, g->rd.msgs[i].to, g->rd.msgs[i].snapshot.index);
@@ -712,7 +714,9 @@ void *spl__rn_worker_main(void *arg)
                 ts.tv_nsec -= (long)SPL_NS_PER_SEC;
             }
             w->sleeping = true;
+            atomic_store_explicit(&w->idle, true, memory_order_relaxed);
             pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+            atomic_store_explicit(&w->idle, false, memory_order_relaxed);
             w->sleeping = false;
             now = spl_mono_ns();
         }
