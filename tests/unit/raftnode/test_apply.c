@@ -147,11 +147,22 @@ static void host_up(void)
 
 static void host_down(void)
 {
+    if (!g_root[0])
+        return;
     spl_rpc_server_destroy(g_srv);
     spl_raftnode_host_destroy(g_host);
     spl_rpc_runtime_destroy(g_rt);
     spl_metrics_free(g_reg);
     spl__rn_rmtree(g_root);
+    g_root[0] = '\0';
+}
+
+/* Runs after each test, also after a failed assertion: nothing is left behind. */
+static int cleanup(void **state)
+{
+    (void)state;
+    host_down();
+    return 0;
 }
 
 static void wait_leader(uint64_t group)
@@ -282,8 +293,8 @@ int main(void)
 {
     spl_log_set_level(SPL_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parallel_apply_order),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test_teardown(test_parallel_apply_order, cleanup),
+        cmocka_unit_test_teardown(test_errors, cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

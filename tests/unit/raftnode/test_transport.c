@@ -197,6 +197,8 @@ static void hosts_start(uint32_t groups)
 
 static void hosts_stop(void)
 {
+    if (!g_root[0])
+        return;
     for (int i = 0; i < HOSTS; i++) {
         spl_rpc_server_destroy(N[i].srv);
         spl_raftnode_host_destroy(N[i].host);
@@ -204,7 +206,16 @@ static void hosts_stop(void)
         spl_metrics_free(N[i].reg);
     }
     spl__rn_rmtree(g_root);
+    g_root[0] = '\0';
     memset(N, 0, sizeof(N));
+}
+
+/* Runs after each test, also after a failed assertion: nothing is left behind. */
+static int cleanup(void **state)
+{
+    (void)state;
+    hosts_stop();
+    return 0;
 }
 
 static bool all_led(uint32_t groups)
@@ -319,8 +330,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_roundtrip),
         cmocka_unit_test(test_batch_limits),
-        cmocka_unit_test(test_idle_heartbeats_coalesce),
-        cmocka_unit_test(test_unknown_group_rejected),
+        cmocka_unit_test_teardown(test_idle_heartbeats_coalesce, cleanup),
+        cmocka_unit_test_teardown(test_unknown_group_rejected, cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
