@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_args.h"
 #include "base/clock.h"
 #include "base/errors.h"
 #include "base/log.h"
@@ -745,8 +746,8 @@ static void phase_install(struct run_res *r)
     uint64_t vid = C.nodes[victim].id;
     rc_node_kill(&C, victim, SIGKILL);
     rc_node_wipe(&C, victim);
-    protobuf_c_message_free_unpacked(&admin(li, SPLINE__RAFT_ADMIN_OP__RAFT_ADMIN_REMOVE, vid)->base,
-                                     NULL);
+    protobuf_c_message_free_unpacked(
+        &admin(li, SPLINE__RAFT_ADMIN_OP__RAFT_ADMIN_REMOVE, vid)->base, NULL);
     if (rc_node_start(&C, victim, true) != 0)
         die("restart of the wiped node", -EIO);
     protobuf_c_message_free_unpacked(
@@ -816,17 +817,17 @@ int main(int argc, char **argv)
     g_raftd = argv[1];
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--runs") == 0)
-            runs = atoi(argv[i + 1]);
+            runs = (int)bench_arg_u64("--runs", argv[i + 1], 1, 100);
         else if (strcmp(argv[i], "--seconds") == 0)
-            g_seconds = atoi(argv[i + 1]);
+            g_seconds = (int)bench_arg_u64("--seconds", argv[i + 1], 1, 3600);
         else if (strcmp(argv[i], "--qd1-ops") == 0)
-            g_qd1_ops = atoi(argv[i + 1]);
+            g_qd1_ops = (int)bench_arg_u64("--qd1-ops", argv[i + 1], 1, 10000000);
         else if (strcmp(argv[i], "--dir") == 0)
             g_dir = argv[i + 1];
         else if (strcmp(argv[i], "--only") == 0)
-            only = atoi(argv[i + 1]);
+            only = (int)bench_arg_u64("--only", argv[i + 1], 0, 100);
         else if (strcmp(argv[i], "--nodes") == 0)
-            g_nodes = atoi(argv[i + 1]);
+            g_nodes = (int)bench_arg_u64("--nodes", argv[i + 1], 1, 5);
         else if (strcmp(argv[i], "--raftd-arg") == 0) {
             int k = 0;
             while (g_extra[k] && k < 7)

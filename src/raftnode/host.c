@@ -38,9 +38,10 @@ void spl__rn_group_dir(const struct spl_raftnode_host *h, uint64_t group, char *
 static int mkdir_p(const char *path)
 {
     char tmp[SPL__RN_PATH_MAX];
-    if (strlen(path) >= sizeof(tmp))
+    size_t len = strlen(path);
+    if (len >= sizeof(tmp))
         return -ENAMETOOLONG;
-    strcpy(tmp, path);
+    memcpy(tmp, path, len + 1);
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/')
             continue;
@@ -369,8 +370,9 @@ static int opts_fill(struct spl_raftnode_opts *o)
     DEF(log_pool_files, 2 * o->groups_hint + 8);
     DEF(log_sync_threads, 2);
 #undef DEF
-    if (o->workers > SPL_RAFTNODE_WORKERS_MAX || o->apply_threads > SPL_RAFTNODE_APPLY_THREADS_MAX ||
-        o->election_ticks < 3 || o->install_piece_bytes > SPL_RAFTNODE_PIECE_MAX ||
+    if (o->workers > SPL_RAFTNODE_WORKERS_MAX ||
+        o->apply_threads > SPL_RAFTNODE_APPLY_THREADS_MAX || o->election_ticks < 3 ||
+        o->install_piece_bytes > SPL_RAFTNODE_PIECE_MAX ||
         o->max_inflight_msgs > SPL_RAFT_INFLIGHT_MSGS_MAX || o->snapshot_threads > 64 ||
         o->install_threads > 64)
         return SPL_EINVAL_ARG;
@@ -889,8 +891,9 @@ static int call_start(spl_raftnode_host *h, uint64_t group, uint8_t call, uint32
     req->done_cb = done_cb;
     req->ctx = ctx;
     req->start_ns = spl_mono_ns();
-    req->deadline_ns = req->start_ns +
-                       (uint64_t)(timeout_ms ? timeout_ms : h->opts.proposal_timeout_ms) * SPL_NS_PER_MS;
+    req->deadline_ns =
+        req->start_ns +
+        (uint64_t)(timeout_ms ? timeout_ms : h->opts.proposal_timeout_ms) * SPL_NS_PER_MS;
     req->expected_epoch = SPL_RAFTNODE_ANY_EPOCH;
     spl_iobuf_init(&req->data);
     *out = req;

@@ -135,7 +135,8 @@ void spl__rn_install_start(struct spl__rn_group *g, const struct spl_raft_snapsh
     inst->start_ns = spl_mono_ns();
     g->install = inst;
     g->install_ready = false;
-    LOG_INFO(SPL__RN_TAG, "group %llu: installing snapshot %llu (term %llu, %u files) from node %llu",
+    LOG_INFO(SPL__RN_TAG,
+             "group %llu: installing snapshot %llu (term %llu, %u files) from node %llu",
              (unsigned long long)g->id, (unsigned long long)s->index, (unsigned long long)s->term,
              c->file_count, (unsigned long long)inst->source);
     pthread_mutex_lock(&g->mu);
@@ -223,7 +224,8 @@ static void install_switch(struct spl__rn_group *g, struct spl__rn_install *inst
     m.blob_len = inst->desc.blob_len;
     m.blob = inst->desc.blob;
     rc = spl_raftlog_install_snapshot(g->log, &m);
-    ASSERTF(rc == 0, "group %llu: raft log install: %s", (unsigned long long)g->id, spl_strerror(rc));
+    ASSERTF(rc == 0, "group %llu: raft log install: %s", (unsigned long long)g->id,
+            spl_strerror(rc));
 
     struct spl_fsm_snapshot fs;
     fsm_snapshot_of(inst, &fs);
@@ -283,8 +285,10 @@ int spl__rn_install_finish(struct spl__rn_group *g)
         g->fsm.ops->on_configuration_committed(g->fsm.ctx, &g->conf, g->conf_epoch, index);
     spl_counter_inc(g->h->m.installs);
     spl_counter_add(g->h->m.install_bytes, inst->copy.bytes);
-    LOG_INFO(SPL__RN_TAG, "group %llu: installed snapshot %llu: %llu bytes in %.3f s, %llu retries, "
-             "caught up at %llu", (unsigned long long)g->id, (unsigned long long)index,
+    LOG_INFO(SPL__RN_TAG,
+             "group %llu: installed snapshot %llu: %llu bytes in %.3f s, %llu retries, "
+             "caught up at %llu",
+             (unsigned long long)g->id, (unsigned long long)index,
              (unsigned long long)inst->copy.bytes, (double)(spl_mono_ns() - inst->start_ns) / 1e9,
              (unsigned long long)inst->copy.retries, (unsigned long long)inst->copy.catchup_index);
     g->install_source = inst->source;

@@ -40,7 +40,8 @@
 #define SPL__RN_HOLD_IDLE_NS (120ull * 1000000000ull) /* a hold without GetFile expires */
 #define SPL__RN_APPLY_BATCH 64    /* entries per FSM apply call */
 #define SPL__RN_UNKNOWN_REPORT_MAX 64
-#define SPL__RN_BUCKETS 8192      /* host group table chains */ /* unknown group ids listed in one Send reply */
+#define SPL__RN_BUCKETS                                                                            \
+    8192 /* host group table chains */ /* unknown group ids listed in one Send reply */
 
 struct spl__rn_group;
 struct spl__rn_worker;

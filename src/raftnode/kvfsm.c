@@ -249,7 +249,8 @@ static int kv_apply_one(struct spl_kvfsm *kv, const struct spl_fsm_entry *e)
         for (int i = 0; i < n; i++)
             want += iov[i].iov_len;
         ssize_t w = pwritev(r->fd, iov, n, (off_t)pos);
-        ASSERTF(w == (ssize_t)want, "kvfsm: range write: %s", w < 0 ? strerror(errno) : "short");
+        ASSERTF(w == (ssize_t)want, "kvfsm: range write: %s",
+                w < 0 ? spl_strerror(-errno) : "short");
         pos += want;
         n = 0;
         if (last)

@@ -239,7 +239,8 @@ static int parse_peers(struct raftd *d)
     snprintf(buf, sizeof(buf), "%s", d->cfg.peers);
     uint64_t ids[SPL_RAFT_PEERS_MAX];
     uint32_t n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(tok, '=');
         if (!eq)
             return SPL_ECONFIG;
@@ -352,7 +353,8 @@ static void on_kv(spl_rpc_call *call, void *ctx)
         rc = spl_kvfsm_encode(put ? SPL_KVFSM_PUT : SPL_KVFSM_DELETE, req->key.data, req->key.len,
                               put ? spl_rpc_call_attachment(call) : NULL, &payload);
         if (rc == 0)
-            rc = spl_raftnode_propose(d->host, req->group, &payload, req->timeout_ms, put_done, call);
+            rc = spl_raftnode_propose(d->host, req->group, &payload, req->timeout_ms, put_done,
+                                      call);
         spl_iobuf_reset(&payload);
     } else {
         rc = SPL_EINVAL_ARG;

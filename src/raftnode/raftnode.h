@@ -28,9 +28,10 @@
  *    thread hash(group, key) mod A, so one key keeps log order while different keys
  *    apply in parallel. A lone committed entry of a group with nothing in flight is
  *    applied by the worker itself (no hop at low load; opts.no_inline_apply turns this
- *    off). A group's applied index advances when every entry below it completed; proposals complete when their own entry applied; reads once applied
- *    reached their read index. Callbacks of this API run on an apply thread, a worker,
- *    or (errors) the calling thread: they must not block.
+ *    off). A group's applied index advances when every entry below it completed;
+ *    proposals complete when their own entry applied; reads once applied reached their
+ *    read index. Callbacks of this API run on an apply thread, a worker, or (errors) the
+ *    calling thread: they must not block.
  *  - snapshot threads: FSM save_snapshot (fsyncs) and the source side of file copy (disk
  *    reads for GetFile); install threads: the installer side of file copy (blocking RPC
  *    calls, throttled writes into a staging directory).

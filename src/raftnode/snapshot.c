@@ -190,6 +190,10 @@ static int snap_record(struct spl__rn_group *g, struct spl__rn_snapjob *job)
         floor = hold;
     if (floor > 0)
         rc = spl_raftlog_compact_prefix(g->log, floor);
+    /* publish the new log start now: status readers must not wait for the next ready */
+    pthread_mutex_lock(&g->mu);
+    g->pub.first_index = spl_raftlog_first_index(g->log);
+    pthread_mutex_unlock(&g->mu);
     spl_counter_inc(h->m.snapshots);
     LOG_INFO(SPL__RN_TAG, "group %llu: snapshot at %llu (term %llu, epoch %llu, %u files), "
              "log compacted to %llu", (unsigned long long)g->id, (unsigned long long)job->index,

@@ -223,8 +223,9 @@ void spl__rn_send(struct spl__rn_worker *w, const struct spl_raft_msg *m)
         flush_one(w, q);
     int rc = spl__rn_outq_add(q, m);
     if (rc != 0) {
-        LOG_WARN(SPL__RN_TAG, "group %llu: cannot send %s to %llu: %s", (unsigned long long)m->group,
-                 spl_raft_msg_type_name(m->type), (unsigned long long)m->to, spl_strerror(rc));
+        LOG_WARN(SPL__RN_TAG, "group %llu: cannot send %s to %llu: %s",
+                 (unsigned long long)m->group, spl_raft_msg_type_name(m->type),
+                 (unsigned long long)m->to, spl_strerror(rc));
         return;
     }
     if (m->type == SPL_RAFT_MSG_HEARTBEAT || m->type == SPL_RAFT_MSG_HEARTBEAT_RESP) {
@@ -266,7 +267,8 @@ void spl__rn_send_now(struct spl_raftnode_host *h, const struct spl_raft_msg *ms
                 c->track[tracked].type = msgs[j].type;
                 tracked++;
             }
-            if (msgs[j].type == SPL_RAFT_MSG_HEARTBEAT || msgs[j].type == SPL_RAFT_MSG_HEARTBEAT_RESP) {
+            if (msgs[j].type == SPL_RAFT_MSG_HEARTBEAT ||
+                msgs[j].type == SPL_RAFT_MSG_HEARTBEAT_RESP) {
                 atomic_fetch_add_explicit(&h->st_heartbeats_sent, 1, memory_order_relaxed);
                 spl_counter_inc(h->m.heartbeats_sent);
             }
@@ -279,7 +281,8 @@ void spl__rn_send_now(struct spl_raftnode_host *h, const struct spl_raft_msg *ms
         req.to_node = to;
         req.n_msg_len = k;
         req.msg_len = lens;
-        struct spl_rpc_call_opts opts = {.timeout_ms = h->opts.tick_ms * h->opts.election_ticks * 2};
+        struct spl_rpc_call_opts opts = {.timeout_ms =
+                                             h->opts.tick_ms * h->opts.election_ticks * 2};
         spl_rpc_channel *ch = spl__rn_peer_channel(h, to);
         int rc = ch && k ? spl_rpc_call_async(ch, &spl__rn_raft_service, 0, &req.base, &att, &opts,
                                               NULL, send_done, c)
@@ -355,7 +358,8 @@ static void recv_msg(void *arg, struct spl_raft_msg *m)
 }
 
 /* Hand a list of events to a worker with one lock and at most one wake-up. */
-static void post_list(struct spl__rn_worker *w, struct spl__rn_event *head, struct spl__rn_event *tail)
+static void post_list(struct spl__rn_worker *w, struct spl__rn_event *head,
+                      struct spl__rn_event *tail)
 {
     tail->next = NULL;
     pthread_mutex_lock(&w->mu);
@@ -372,7 +376,8 @@ static void post_list(struct spl__rn_worker *w, struct spl__rn_event *head, stru
 static void on_send(spl_rpc_call *call, void *ctx)
 {
     struct spl_raftnode_host *h = ctx;
-    const Spline__RaftSendRequest *req = (const Spline__RaftSendRequest *)spl_rpc_call_request(call);
+    const Spline__RaftSendRequest *req =
+        (const Spline__RaftSendRequest *)spl_rpc_call_request(call);
     if (atomic_load(&h->stopping)) {
         spl_rpc_reply_error(call, SPL_ESHUTDOWN, NULL);
         return;

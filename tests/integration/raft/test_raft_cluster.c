@@ -63,7 +63,8 @@ static int put_range(uint64_t group, int from, int to, int version, size_t vlen)
         key_of(key, sizeof(key), i);
         value_of(val, vlen, i, version);
         int rc = rc_put(&C, group, key, val, vlen, 10000, NULL);
-        CHECK(rc == 0, "put %s in group %llu: %s", key, (unsigned long long)group, spl_strerror(rc));
+        CHECK(rc == 0, "put %s in group %llu: %s", key, (unsigned long long)group,
+              spl_strerror(rc));
         ok++;
     }
     return ok;
@@ -78,10 +79,11 @@ static void check_range(uint64_t group, int from, int to, int version, size_t vl
         size_t len = 0;
         bool found = false;
         int rc = rc_get(&C, group, key, got, sizeof(got), &len, &found, 10000);
-        CHECK(rc == 0, "get %s in group %llu: %s", key, (unsigned long long)group, spl_strerror(rc));
+        CHECK(rc == 0, "get %s in group %llu: %s", key, (unsigned long long)group,
+              spl_strerror(rc));
         CHECK(found && len == vlen && memcmp(got, want, vlen) == 0,
-              "group %llu key %s: found %d len %zu (want %zu): lost or wrong", (unsigned long long)group,
-              key, found, len, vlen);
+              "group %llu key %s: found %d len %zu (want %zu): lost or wrong",
+              (unsigned long long)group, key, found, len, vlen);
     }
 }
 
@@ -231,7 +233,8 @@ static void scenario_snapshot(void)
     /* ~6 MiB over many 1 MiB segments, then snapshots: the log prefix is gone */
     put_range(1, 0, 400, 0, 16384);
     for (int i = 0; i < C.n; i++) {
-        Spline__RaftAdminResponse *r = admin(i, SPLINE__RAFT_ADMIN_OP__RAFT_ADMIN_SNAPSHOT, 1, 0, &rc);
+        Spline__RaftAdminResponse *r =
+            admin(i, SPLINE__RAFT_ADMIN_OP__RAFT_ADMIN_SNAPSHOT, 1, 0, &rc);
         CHECK(rc == 0, "snapshot on node %d: %s", i + 1, spl_strerror(rc));
         protobuf_c_message_free_unpacked(&r->base, NULL);
     }
@@ -283,8 +286,9 @@ static void scenario_snapshot(void)
            (unsigned long long)vs.catchup_index);
     CHECK(vs.install_bytes > 6u << 20, "install copied only %llu bytes",
           (unsigned long long)vs.install_bytes);
-    CHECK(ms * 4.5 * 1048576 / 1000 >= vs.install_bytes, "throttle not honoured: %llu bytes in %llu ms",
-          (unsigned long long)vs.install_bytes, (unsigned long long)ms);
+    CHECK(ms * 4.5 * 1048576 / 1000 >= vs.install_bytes,
+          "throttle not honoured: %llu bytes in %llu ms", (unsigned long long)vs.install_bytes,
+          (unsigned long long)ms);
     r = admin(li, SPLINE__RAFT_ADMIN_OP__RAFT_ADMIN_PROMOTE, 1, vid, &rc);
     for (int t = 0; t < 100 && rc == SPL_ERAFT_NOTCAUGHTUP; t++) {
         usleep(50000);

@@ -137,9 +137,15 @@ static void host_up(void)
     assert_non_null(mkdtemp(g_root));
     assert_int_equal(spl_rpc_runtime_create(NULL, &g_rt), 0);
     assert_int_equal(spl_rpc_server_create(g_rt, NULL, &g_srv), 0);
-    struct spl_raftnode_opts o = {.node_id = 1, .data_dir = g_root, .rpc = g_rt, .server = g_srv,
-                                  .metrics = (g_reg = spl_metrics_new()), .apply_threads = 4, .tick_ms = 10,
-                                  .election_ticks = 5, .log_segment_size = 4u << 20,
+    struct spl_raftnode_opts o = {.node_id = 1,
+                                  .data_dir = g_root,
+                                  .rpc = g_rt,
+                                  .server = g_srv,
+                                  .metrics = (g_reg = spl_metrics_new()),
+                                  .apply_threads = 4,
+                                  .tick_ms = 10,
+                                  .election_ticks = 5,
+                                  .log_segment_size = 4u << 20,
                                   .log_pool_files = 4};
     assert_int_equal(spl_raftnode_host_create(&o, &g_host), 0);
     assert_int_equal(spl_rpc_server_start(g_srv), 0);

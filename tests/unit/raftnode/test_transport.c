@@ -293,7 +293,8 @@ static void test_unknown_group_rejected(void **state)
     req.msg_len = q->lens;
     struct spl_rpc_call_opts co = {.timeout_ms = 5000, .wait_for_ready = true};
     ProtobufCMessage *resp = NULL;
-    assert_int_equal(spl_rpc_call_sync(ch, &client_svc, 0, &req.base, &q->att, &co, &resp, NULL, NULL), 0);
+    assert_int_equal(
+        spl_rpc_call_sync(ch, &client_svc, 0, &req.base, &q->att, &co, &resp, NULL, NULL), 0);
     const Spline__RaftSendResponse *r = (const Spline__RaftSendResponse *)resp;
     assert_int_equal(r->accepted, 0);
     assert_int_equal(r->rejected, 4);
@@ -307,7 +308,8 @@ static void test_unknown_group_rejected(void **state)
     assert_int_equal(spl__rn_outq_add(q, &m), 0);
     req.to_node = 3;
     req.n_msg_len = q->count;
-    assert_int_equal(spl_rpc_call_sync(ch, &client_svc, 0, &req.base, &q->att, &co, &resp, NULL, NULL), 0);
+    assert_int_equal(
+        spl_rpc_call_sync(ch, &client_svc, 0, &req.base, &q->att, &co, &resp, NULL, NULL), 0);
     r = (const Spline__RaftSendResponse *)resp;
     assert_int_equal(r->rejected, 1);
     protobuf_c_message_free_unpacked(resp, NULL);
