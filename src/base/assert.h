@@ -39,6 +39,10 @@ _Noreturn void spl__assert_fail(const char *file, int line, const char *expr,
                              spl__a, spl__b);                                            \
     } while (0)
 
+/* PANIC(fmt, ...): a point the program can never reach (crashes with file and line).
+ * Unlike ASSERTF(false, ...), the compiler knows control does not continue. */
+#define PANIC(...) spl__assert_fail(__FILE__, __LINE__, "unreachable", __VA_ARGS__)
+
 #ifndef NDEBUG_SPL
 #define DASSERT(cond) ASSERT(cond)
 #else

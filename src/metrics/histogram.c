@@ -110,7 +110,7 @@ uint64_t spl_histogram_quantile(const struct spl_histogram_snapshot *s, double q
         uint64_t offset = step < 1.0 ? 1 : step >= (double)(hi - lo) ? hi - lo : (uint64_t)step;
         return lo + offset;
     }
-    ASSERTF(false, "count %llu exceeds the buckets' sum", (unsigned long long)s->count);
+    PANIC("count %llu exceeds the buckets' sum", (unsigned long long)s->count);
 }
 
 /* ---- exposition bounds ---- */
