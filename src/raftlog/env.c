@@ -63,6 +63,7 @@ struct sync_snap {
     int fd;            /* tail segment */
     bool need_data;
     bool has_hs;
+    bool hs_sync; /* term or vote changed (or a caller waits): write and fdatasync */
     struct spl_raftlog_hardstate hs;
     int err;
 };
@@ -77,6 +78,7 @@ static void sync_take(struct spl_raftlog *g, struct sync_snap *s)
     s->fd = g->tail_fd;
     s->need_data = g->data_seq != g->synced_data_seq && g->tail_fd >= 0;
     s->has_hs = g->hs_dirty || g->hs_lazy;
+    s->hs_sync = g->hs_dirty;
     s->hs = g->hs_pending;
     g->hs_dirty = g->hs_lazy = false;
     s->err = g->err;
@@ -138,12 +140,16 @@ static void sync_settle(struct spl_raftlog *g, struct spl_raftlog_req *done)
     pthread_mutex_unlock(&g->mu);
 }
 
-/* Write the hard state slot after the current one; no sync. */
+/* Write hs into the slot that does not hold the last durable state (meta.c); no sync.
+ * The sequence number skips one when the slot's parity asks for it. */
 static int sync_write_hs(struct spl_raftlog *g, const struct spl_raftlog_hardstate *hs)
 {
-    int rc = spl__raftlog_hs_write(g->env->vfs, g->hs_fd, g->group_id, g->hs_seq + 1, hs);
+    uint64_t seq = g->hs_seq + 1;
+    if (seq % 2 == g->hs_durable_seq % 2)
+        seq++;
+    int rc = spl__raftlog_hs_write(g->env->vfs, g->hs_fd, g->group_id, seq, hs);
     if (rc == 0)
-        g->hs_seq++;
+        g->hs_seq = seq;
     STAT_ADD(g->env, st_hs_writes, 1);
     return rc;
 }
@@ -160,13 +166,17 @@ void spl__raftlog_sync_group(struct spl_raftlog *g)
         rc = spl_vfs_fdatasync(env->vfs, s.fd);
         STAT_ADD(env, st_syncs, 1);
     }
-    /* the log first, then the hard state: a durable commit never points past the
-     * durable log */
+    /* the log first, then the hard state: a commit that reaches the disk never points
+     * past the durable log. A commit-only change is written but not synced (losing it
+     * loses only a hint); a term or vote change is synced before anyone hears of it. */
     if (rc == 0 && s.has_hs) {
         rc = sync_write_hs(g, &s.hs);
-        if (rc == 0)
+        if (rc == 0 && s.hs_sync) {
             rc = spl_vfs_fdatasync(env->vfs, g->hs_fd);
-        STAT_ADD(env, st_syncs, 1);
+            STAT_ADD(env, st_syncs, 1);
+            if (rc == 0)
+                g->hs_durable_seq = g->hs_seq;
+        }
     }
     pthread_mutex_unlock(&g->io_mu);
     STAT_ADD(env, st_rounds, 1);
@@ -195,6 +205,9 @@ static void sync_batch(struct spl_raftlog_env *env, struct spl_raftlog **gs, uin
     int rc = spl_vfs_syncfs(env->vfs, env->pool_dir_fd);
     STAT_ADD(env, st_syncs, 1);
     STAT_ADD(env, st_rounds, 1);
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        if (s[i].err == 0 && s[i].has_hs)
+            gs[i]->hs_durable_seq = gs[i]->hs_seq;
     for (uint32_t i = 0; i < n; i++)
         sync_finish(gs[i], &s[i], s[i].err ? s[i].err : rc, &done[i]);
     for (uint32_t i = 0; i < n; i++)

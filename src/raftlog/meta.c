@@ -2,13 +2,17 @@
  * meta.c - the two small per-group metadata files.
  *
  * hardstate: a 4096-byte file with two 64-byte slots (offsets 0 and 512), each with a
- * CRC and a sequence number; slot seq % 2 holds seq. A new state is written to the slot
- * that does not hold the current one, and the next write waits until that one was
- * fdatasync'ed (the sync worker writes and syncs it in one step, one group at a time), so
- * one slot always holds the last durable state: a torn write destroys only the state
- * being written. This costs one pwrite + one fdatasync of a preallocated file, where
- * temp + fdatasync + rename + fsync(dir) costs a journal commit of the directory too, on
- * the hot path of every vote and term change.
+ * CRC and a sequence number; slot seq % 2 holds seq, and the valid slot with the higher
+ * seq wins. A new state is always written to the slot that does not hold the last
+ * fdatasync'ed one (the sequence number skips one when parity asks for it), so one slot
+ * always holds the last durable state: a torn write destroys only the state being
+ * written. A term or vote change is written and fdatasync'ed in one step by the sync
+ * worker (one group at a time) before anything that depends on it is released; a
+ * commit-only change is written without a sync, after the log it points into was synced
+ * (a lost commit is only a stale hint; recovery syncs the slot it read before writing the
+ * other). This costs one pwrite (+ one fdatasync of a preallocated file for a vote),
+ * where temp + fdatasync + rename + fsync(dir) costs a journal commit of the directory
+ * too.
  *
  * snapmeta: variable length and rare, so it is replaced the classic way: write
  * "snapmeta.tmp", fdatasync, rename over "snapmeta", fsync the directory.

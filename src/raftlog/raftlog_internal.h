@@ -144,7 +144,8 @@ struct spl_raftlog {
     struct spl_raftlog *q_next; /* env queue link (env->qmu) */
     /* the hard state file: touched by the worker that holds the group SYNCING */
     int hs_fd;
-    uint64_t hs_seq;
+    uint64_t hs_seq;         /* the newest slot written */
+    uint64_t hs_durable_seq; /* the newest slot fdatasync'ed: never overwritten */
 };
 
 /* ASSERT the group's structural invariants (O(segments); owner thread). */

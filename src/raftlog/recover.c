@@ -524,7 +524,14 @@ static int recover(struct spl_raftlog *g, int flags, char *why, size_t why_len)
     if (rc != 0)
         return rc;
     g->hs = g->hs_pending = slot.hs;
-    g->hs_seq = slot.seq;
+    g->hs_seq = g->hs_durable_seq = slot.seq;
+    /* the slot read may be a commit-only write still in the page cache (a process crash
+     * keeps it there): make it durable before the next write may overwrite the other */
+    rc = spl_vfs_fdatasync(vfs, g->hs_fd);
+    if (rc != 0) {
+        why_set(why, why_len, "%s: cannot sync the hard state: %s", g->dir, spl_strerror(rc));
+        return rc;
+    }
     rc = spl__raftlog_snap_load(vfs, g->dir, g->group_id, &g->snap, why, why_len);
     if (rc != 0 && rc != -ENOENT)
         return rc;
@@ -598,6 +605,9 @@ void spl_raftlog_close(struct spl_raftlog *g)
         pthread_cond_wait(&g->cv, &g->mu);
     }
     pthread_mutex_unlock(&g->mu);
+    if (g->err == 0 && g->hs_seq != g->hs_durable_seq &&
+        spl_vfs_fdatasync(env->vfs, g->hs_fd) == 0) /* a clean close keeps the commit */
+        g->hs_durable_seq = g->hs_seq;
     group_free(g);
     pthread_mutex_lock(&env->qmu);
     env->group_count--;

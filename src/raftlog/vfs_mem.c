@@ -833,8 +833,14 @@ void spl_vfs_mem_reboot(struct spl_vfs_mem *m, enum spl_vfs_reboot_mode mode, ui
     if (mode == SPL_VFS_REBOOT_KEEP)
         keep = UINT64_MAX;
     for (uint64_t i = 0; i < m->op_count; i++) {
-        if (i < keep)
+        if (mode == SPL_VFS_REBOOT_TORN_ONE) {
+            if (i == keep && m->ops[i].kind == OP_WRITE)
+                m->ops[i].len /= 2;
+            if (i == keep)
+                mem_apply_op(m, &m->ops[i]);
+        } else if (i < keep) {
             mem_apply_op(m, &m->ops[i]);
+        }
         mem_op_free(&m->ops[i]);
     }
     m->op_count = 0;

@@ -19,7 +19,8 @@
  *  - spl_vfs_mem_reboot(): what survives: DROP keeps only durable state; KEEP keeps every
  *    completed call plus the torn part of the crashing write (a process crash: the page
  *    cache survives); PREFIX(k) keeps the first k unsynced calls in issue order (a power
- *    loss with in-order writeback). Every fd is closed; faults are disarmed.
+ *    loss with in-order writeback); TORN_ONE(k) keeps only half of the k-th one (writeback
+ *    out of order, torn mid-write). Every fd is closed; faults are disarmed.
  * Paths are absolute ("/pool/x"); "/" always exists.
  *
  * Threads: every function (and every vfs method) may be called from any thread; one
@@ -49,6 +50,9 @@ enum spl_vfs_reboot_mode {
     SPL_VFS_REBOOT_DROP = 0,   /* power loss: only durable bytes and names remain */
     SPL_VFS_REBOOT_KEEP = 1,   /* process crash: everything written remains */
     SPL_VFS_REBOOT_PREFIX = 2, /* power loss after the first k unsynced calls reached disk */
+    SPL_VFS_REBOOT_TORN_ONE = 3, /* power loss with reordered writeback: of the unsynced
+                                  * calls only the k-th (0-based) reached the disk, and
+                                  * of a write only its first half (torn) */
 };
 
 /* spl_vfs_mem_create - an empty file system. 0 or -ENOMEM. */
