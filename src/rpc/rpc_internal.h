@@ -44,6 +44,8 @@ struct spl__rpc_loop {
     /* IO thread only: */
     uint64_t now_ns;             /* monotonic time at the start of the current event */
     bool traffic;                /* a read returned data since the flag was cleared */
+    uint64_t spin_ns;            /* adaptive busy poll: the current window (runtime.c) */
+    uint32_t spin_skip;          /* blocking iterations left before the next probe */
     struct spl__rpc_out *free_outs;  /* recycled outgoing frames */
     uint32_t free_out_count;
     void *free_calls;                /* recycled server call objects (singly linked) */

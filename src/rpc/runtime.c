@@ -112,33 +112,70 @@ static void spl_rpc_loop_on_check(uv_check_t *h) { spl__rpc_loop_flush_dirty(h->
 static void spl_rpc_loop_on_prepare(uv_prepare_t *h) { spl__rpc_loop_flush_dirty(h->data); }
 
 /* Run the loop. With busy polling, an iteration that read data is followed by
- * non-blocking iterations (epoll_wait with timeout 0) for up to busy_poll_ns after the
- * last data, so that a request or reply arriving meanwhile is taken without the sleep and
- * wake-up of a blocking epoll_wait; without traffic the loop blocks as usual. */
+ * non-blocking iterations (epoll_wait with timeout 0) for up to a window after the last
+ * data, so that a request or reply arriving meanwhile is taken without the sleep and
+ * wake-up of a blocking epoll_wait; without traffic the loop blocks as usual.
+ *
+ * The window adapts, because spinning only pays when the other side answers while we
+ * spin and hurts when the spinner takes the CPU the other side needs (2 cores, both
+ * processes on one machine, other work): a spin that caught data doubles the window (up
+ * to busy_poll_us); one that expired, or saw the thread descheduled for longer than
+ * SPIN_PREEMPT_NS between two polls (the CPU is contended), halves it; below
+ * SPIN_MIN_NS spinning stops and is probed again at full window after SPIN_PROBE_EVERY
+ * blocking iterations. */
+#define SPIN_MIN_NS 2000u
+#define SPIN_PREEMPT_NS 30000u
+#define SPIN_PROBE_EVERY 256u
+
+static bool spl_rpc_loop_spin(struct spl__rpc_loop *loop, bool *alive)
+{
+    uint64_t now = spl_mono_ns(), until = now + loop->spin_ns;
+    bool caught = false;
+    for (;;) {
+        loop->traffic = false;
+        if (uv_run(&loop->uv, UV_RUN_NOWAIT) == 0) {
+            *alive = false;
+            return caught;
+        }
+        uint64_t t = spl_mono_ns();
+        if (t - now > SPIN_PREEMPT_NS && !loop->traffic)
+            return false; /* descheduled while polling: the CPU is wanted elsewhere */
+        now = t;
+        if (loop->traffic) {
+            caught = true;
+            until = now + loop->spin_ns;
+        } else if (now >= until) {
+            return caught;
+        }
+    }
+}
+
 static void spl_rpc_loop_run(struct spl__rpc_loop *loop)
 {
-    uint64_t spin_ns = loop->rt->busy_poll_ns;
-    if (spin_ns == 0) {
+    uint64_t max_ns = loop->rt->busy_poll_ns;
+    if (max_ns == 0) {
         uv_run(&loop->uv, UV_RUN_DEFAULT);
         return;
     }
-    for (;;) {
+    loop->spin_ns = max_ns;
+    for (bool alive = true; alive;) {
         loop->traffic = false;
         if (uv_run(&loop->uv, UV_RUN_ONCE) == 0)
             return;
         if (!loop->traffic)
             continue;
-        uint64_t until = spl_mono_ns() + spin_ns;
-        for (;;) {
-            loop->traffic = false;
-            if (uv_run(&loop->uv, UV_RUN_NOWAIT) == 0)
-                return;
-            uint64_t now = spl_mono_ns();
-            if (loop->traffic)
-                until = now + spin_ns;
-            else if (now >= until)
-                break;
+        if (loop->spin_ns < SPIN_MIN_NS) {
+            if (loop->spin_skip > 0 && --loop->spin_skip > 0)
+                continue;
+            loop->spin_ns = max_ns; /* probe again */
         }
+        bool caught = spl_rpc_loop_spin(loop, &alive);
+        if (caught)
+            loop->spin_ns = loop->spin_ns * 2 < max_ns ? loop->spin_ns * 2 : max_ns;
+        else
+            loop->spin_ns /= 2;
+        if (loop->spin_ns < SPIN_MIN_NS)
+            loop->spin_skip = SPIN_PROBE_EVERY;
     }
 }
 
