@@ -207,7 +207,6 @@ static int load_sets(struct spl_hbstate *hb, spl_topo *t, struct hb_set **out, u
         s->replicas_wanted = lp.replicas;
     }
     free(cs);
-    qsort(sets, n, sizeof *sets, cmp_set);
     *out = sets;
     *count = (uint32_t)n;
     return 0;
@@ -231,11 +230,21 @@ int spl_hbstate_load(struct spl_hbstate *hb, spl_topo *t, bool keep_live)
     for (size_t i = 0; i < n; i++)
         fill_cs(hb, &css[i], &tcs[i], t);
     free(tcs);
-    qsort(css, n, sizeof *css, cmp_cs);
+    spl_hbstate_install(hb, css, (uint32_t)n, sets, set_count, keep_live);
+    return 0;
+}
 
+void spl_hbstate_install(struct spl_hbstate *hb, struct hb_cs *css, uint32_t n,
+                         struct hb_set *sets, uint32_t set_count, bool keep_live)
+{
+    ASSERT(css && sets);
+    for (uint32_t i = 0; i < n; i++)
+        ASSERT(css[i].sets == NULL && css[i].set_count == 0);
+    qsort(css, n, sizeof *css, cmp_cs);
+    qsort(sets, set_count, sizeof *sets, cmp_set);
     pthread_mutex_lock(&hb->lock);
     if (keep_live) {
-        for (size_t i = 0; i < n; i++) {
+        for (uint32_t i = 0; i < n; i++) {
             const struct hb_cs *old = spl_hbstate_cs_locked(hb, css[i].id);
             if (old) {
                 css[i].last_hb_ns = old->last_hb_ns;
@@ -261,12 +270,11 @@ int spl_hbstate_load(struct spl_hbstate *hb, spl_topo *t, bool keep_live)
     free(hb->sets);
     hb->queue_count = 0; /* indexes of the old array; what matters is reported again */
     hb->css = css;
-    hb->cs_count = hb->cs_cap = (uint32_t)n;
+    hb->cs_count = hb->cs_cap = n;
     hb->sets = sets;
     hb->set_count = set_count;
     spl_hbstate_reindex_locked(hb);
     pthread_mutex_unlock(&hb->lock);
-    return 0;
 }
 
 void spl_hbstate_track_offline_locked(struct spl_hbstate *hb, uint64_t now_ns)
@@ -482,6 +490,8 @@ static void write_updates(struct spl_hbstate *hb, struct spl_topo_copyset_update
 static int add_cs(struct spl_hbstate *hb, uint32_t id)
 {
     struct spl_topo_chunkserver tc;
+    if (!hb->d->topo)
+        return SPL_ETOPO_NOTFOUND; /* no model (a view installed by a unit test) */
     int rc = spl_topo_get_chunkserver(hb->d->topo, id, &tc);
     if (rc < 0)
         return rc;

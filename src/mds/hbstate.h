@@ -115,6 +115,16 @@ uint32_t spl_hbstate_pending(struct spl_hbstate *hb);
  * after placement); keeps the liveness of chunkservers already known when keep_live. */
 int spl_hbstate_load(struct spl_hbstate *hb, spl_topo *t, bool keep_live);
 
+/* spl_hbstate_install - replace the view by css[n] and sets[set_count] (malloc'd; the
+ * view takes both; any order: they are sorted here; css[i].sets must be NULL: the
+ * membership indexes are rebuilt). Without keep_live every chunkserver is unknown and
+ * the leadership starts now (lead_start_ns); with it, liveness and reported leaders of
+ * chunkservers and copysets (same epoch) already in the view carry over. Queued epoch
+ * updates are dropped. spl_hbstate_load builds the arrays from the model and calls this;
+ * unit tests call it with a view of their own. */
+void spl_hbstate_install(struct spl_hbstate *hb, struct hb_cs *css, uint32_t n,
+                         struct hb_set *sets, uint32_t set_count, bool keep_live);
+
 /* spl_hbstate_token - the registration token of a chunkserver identity (hex, 17 bytes). */
 void spl_hbstate_token(uint32_t id, const char *host, uint32_t port, const char *disk,
                        char out[17]);

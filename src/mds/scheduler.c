@@ -20,15 +20,20 @@
 #define SCHED_CREATE_BATCH_MAX 1024 /* copysets in one CreateCopysets request */
 #define SCHED_LB_CHAINS_MAX 64      /* leader-balance transfer chains planned per round */
 #define SCHED_CB_PER_ROUND_MAX 8    /* copyset-balance moves planned per round */
+#define SCHED_CREATE_JOBS_MAX 256   /* CreateCopysets sent per round (the rest: next) */
 #define NS_PER_MS 1000000ull
 
-enum op_kind { OP_RECOVER, OP_REPLICA, OP_CBALANCE, OP_LBALANCE };
+#define ORD_CHANGE SPLINE__COPYSET_ORDER__TYPE__CHANGE_PEER
+#define ORD_ADD SPLINE__COPYSET_ORDER__TYPE__ADD_PEER
+#define ORD_REMOVE SPLINE__COPYSET_ORDER__TYPE__REMOVE_PEER
+#define ORD_TRANSFER SPLINE__COPYSET_ORDER__TYPE__TRANSFER_LEADER
+
 enum op_stage { ST_CREATE, ST_CREATING, ST_ORDERED };
 
 struct op {
     uint64_t id;
     uint32_t lpool, set;
-    enum op_kind kind;
+    enum spl_sched_kind kind;
     enum op_stage stage;
     Spline__CopysetOrder__Type order;
     uint64_t epoch;
@@ -110,10 +115,10 @@ void spl_sched_get_counts(struct spl_sched *s, struct spl_sched_counts *out)
     out->recover = out->replica_count = out->copyset_balance = out->leader_balance = 0;
     for (uint32_t i = 0; i < s->op_count; i++) {
         switch (s->ops[i].kind) {
-        case OP_RECOVER: out->recover++; break;
-        case OP_REPLICA: out->replica_count++; break;
-        case OP_CBALANCE: out->copyset_balance++; break;
-        case OP_LBALANCE: out->leader_balance++; break;
+        case SPL_SCHED_RECOVER: out->recover++; break;
+        case SPL_SCHED_REPLICA: out->replica_count++; break;
+        case SPL_SCHED_CBALANCE: out->copyset_balance++; break;
+        case SPL_SCHED_LBALANCE: out->leader_balance++; break;
         }
     }
     pthread_mutex_unlock(&s->lock);
@@ -159,12 +164,14 @@ uint32_t spl_sched_orders_locked(struct spl_sched *s, struct spl_hbstate *hb, ui
         ord->type = o->order;
         ord->epoch = o->epoch;
         ord->operator_id = o->id;
-        if (o->target) {
+        /* proto/heartbeat.proto: REMOVE_PEER names the one to remove in `peer` */
+        uint32_t peer = o->order == ORD_REMOVE ? o->source : o->target;
+        if (peer) {
             spline__peer_addr__init(&peers[n][0]);
-            peers[n][0].chunkserver_id = o->target;
+            peers[n][0].chunkserver_id = peer;
             ord->peer = &peers[n][0];
         }
-        if (o->source) {
+        if (o->source && o->order != ORD_REMOVE) {
             spline__peer_addr__init(&peers[n][1]);
             peers[n][1].chunkserver_id = o->source;
             ord->old_peer = &peers[n][1];
@@ -215,27 +222,30 @@ static void op_remove_locked(struct spl_sched *s, struct op *o, bool ok, const c
     *o = s->ops[--s->op_count];
 }
 
+void spl_sched_create_result(struct spl_sched *s, uint64_t op_id, int status)
+{
+    pthread_mutex_lock(&s->lock);
+    for (uint32_t i = 0; i < s->op_count; i++) {
+        struct op *o = &s->ops[i];
+        if (o->id != op_id || o->stage != ST_CREATING)
+            continue;
+        if (status == 0)
+            o->stage = ST_ORDERED;
+        else
+            op_remove_locked(s, o, false, "CreateCopysets failed");
+        break;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void create_done(struct spl_rpc_result *r, void *arg)
 {
     struct create_ctx *c = arg;
-    struct spl_sched *s = c->s;
     if (r->status != 0)
         LOG_WARN("mds.sched", "CreateCopysets on chunkserver %u: %s (%s)", c->cs_id,
                  spl_errname(r->status), r->error_message);
-    if (c->op_id) {
-        pthread_mutex_lock(&s->lock);
-        for (uint32_t i = 0; i < s->op_count; i++) {
-            struct op *o = &s->ops[i];
-            if (o->id != c->op_id || o->stage != ST_CREATING)
-                continue;
-            if (r->status == 0)
-                o->stage = ST_ORDERED;
-            else
-                op_remove_locked(s, o, false, "CreateCopysets failed");
-            break;
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
+    if (c->op_id)
+        spl_sched_create_result(c->s, c->op_id, r->status);
     free(c);
 }
 
@@ -317,18 +327,18 @@ static bool op_done(const struct op *o, const struct hb_set *set, bool *ok)
     bool has_t = o->target && spl_hbstate_is_member(set, o->target);
     bool has_s = o->source && spl_hbstate_is_member(set, o->source);
     switch (o->order) {
-    case SPLINE__COPYSET_ORDER__TYPE__CHANGE_PEER:
+    case ORD_CHANGE:
         if (has_t && has_s)
             return false; /* added, removal still to come (two configuration entries) */
         *ok = has_t && !has_s;
         return true;
-    case SPLINE__COPYSET_ORDER__TYPE__ADD_PEER:
+    case ORD_ADD:
         *ok = has_t;
         return true;
-    case SPLINE__COPYSET_ORDER__TYPE__REMOVE_PEER:
+    case ORD_REMOVE:
         *ok = !has_s;
         return true;
-    case SPLINE__COPYSET_ORDER__TYPE__TRANSFER_LEADER:
+    case ORD_TRANSFER:
         *ok = set->leader == o->target;
         return true;
     default:
@@ -347,7 +357,10 @@ static void check_ops_locked(struct spl_sched *s, struct spl_hbstate *hb, uint64
             op_remove_locked(s, o, false, "copyset gone");
             continue;
         }
-        if (set->epoch > o->epoch && op_done(o, set, &ok)) {
+        bool moved = set->epoch > o->epoch ||
+                     (o->order == ORD_TRANSFER &&
+                      set->leader == o->target);
+        if (moved && op_done(o, set, &ok)) {
             op_remove_locked(s, o, ok, ok ? NULL : "configuration changed otherwise");
             continue;
         }
@@ -365,15 +378,15 @@ static void check_ops_locked(struct spl_sched *s, struct spl_hbstate *hb, uint64
     }
 }
 
-static struct op *add_op_locked(struct spl_sched *s, struct hb_set *set, enum op_kind kind,
+static struct op *add_op_locked(struct spl_sched *s, struct hb_set *set, enum spl_sched_kind kind,
                                 Spline__CopysetOrder__Type order, uint32_t target,
                                 uint32_t source, uint64_t now)
 {
     if (s->op_count >= (uint32_t)s->d->cfg.ops_max || s->op_count >= SPL_MDSD_OPS_MAX)
         return NULL;
     struct op *o = &s->ops[s->op_count++];
-    bool needs_create = order == SPLINE__COPYSET_ORDER__TYPE__CHANGE_PEER ||
-                        order == SPLINE__COPYSET_ORDER__TYPE__ADD_PEER;
+    bool needs_create = order == ORD_CHANGE ||
+                        order == ORD_ADD;
     *o = (struct op){.id = s->next_op_id++, .lpool = set->lpool_id, .set = set->id,
                      .kind = kind, .stage = needs_create ? ST_CREATE : ST_ORDERED,
                      .order = order, .epoch = set->epoch, .target = target, .source = source,
@@ -419,7 +432,7 @@ static void prepare_round(struct spl_sched *s, struct spl_hbstate *hb)
         struct hb_set *set = spl_hbstate_set_locked(hb, o->lpool, o->set);
         if (set)
             set->has_op = true;
-        bool transfer = o->order == SPLINE__COPYSET_ORDER__TYPE__TRANSFER_LEADER;
+        bool transfer = o->order == ORD_TRANSFER;
         if (o->target)
             op_load_add(hb, o->target, transfer ? 0 : 1);
         if (o->source)
@@ -494,8 +507,8 @@ static void schedule_recover(struct spl_sched *s, struct spl_hbstate *hb, uint64
     uint64_t cap = capacity(s, hb, now);
     for (uint32_t i = 0; i < hb->set_count && cap > 0; i++) {
         struct hb_set *set = &hb->sets[i];
-        if (set->has_op)
-            continue;
+        if (set->has_op || (set->replicas_wanted && set->member_count > set->replicas_wanted))
+            continue; /* one too many: replica count drops the down member */
         uint32_t dead = 0;
         for (uint32_t m = 0; m < set->member_count && !dead; m++) {
             struct hb_cs *c = spl_hbstate_cs_locked(hb, set->members[m]);
@@ -507,7 +520,7 @@ static void schedule_recover(struct spl_sched *s, struct spl_hbstate *hb, uint64
         struct hb_cs *t = choose_target(s, hb, set, dead, now);
         if (!t)
             continue;
-        if (!add_op_locked(s, set, OP_RECOVER, SPLINE__COPYSET_ORDER__TYPE__CHANGE_PEER, t->id,
+        if (!add_op_locked(s, set, SPL_SCHED_RECOVER, ORD_CHANGE, t->id,
                            dead, now))
             return;
         t->op_load++;
@@ -525,7 +538,7 @@ static void schedule_replica_count(struct spl_sched *s, struct spl_hbstate *hb, 
             continue;
         if (set->member_count < set->replicas_wanted) {
             struct hb_cs *t = choose_target(s, hb, set, 0, now);
-            if (t && add_op_locked(s, set, OP_REPLICA, SPLINE__COPYSET_ORDER__TYPE__ADD_PEER,
+            if (t && add_op_locked(s, set, SPL_SCHED_REPLICA, ORD_ADD,
                                    t->id, 0, now)) {
                 t->op_load++;
                 t->plan_sets++;
@@ -545,7 +558,7 @@ static void schedule_replica_count(struct spl_sched *s, struct spl_hbstate *hb, 
             if (!victim || c->plan_sets > victim->plan_sets)
                 victim = c;
         }
-        if (victim && add_op_locked(s, set, OP_REPLICA, SPLINE__COPYSET_ORDER__TYPE__REMOVE_PEER,
+        if (victim && add_op_locked(s, set, SPL_SCHED_REPLICA, ORD_REMOVE,
                                     0, victim->id, now))
             victim->plan_sets--;
     }
@@ -582,7 +595,7 @@ static void schedule_copyset_balance(struct spl_sched *s, struct spl_hbstate *hb
                 all_up &= live_ok(hb, set->members[m], now);
             if (!all_up)
                 continue;
-            if (add_op_locked(s, set, OP_CBALANCE, SPLINE__COPYSET_ORDER__TYPE__CHANGE_PEER,
+            if (add_op_locked(s, set, SPL_SCHED_CBALANCE, ORD_CHANGE,
                               lo->id, hi->id, now)) {
                 lo->op_load++;
                 lo->plan_sets++;
@@ -627,17 +640,20 @@ static bool lb_one_chain(struct spl_sched *s, struct spl_hbstate *hb, uint64_t n
     int32_t want_max = hb->css[top].plan_leaders - 2, qh = 0, qt = 0, found = -1;
     hb->css[top].bfs_parent = -1;
     queue[qt++] = top;
+    uint32_t load_max = (uint32_t)s->d->cfg.ops_per_cs_max;
     while (qh < qt && found < 0) {
-        struct hb_cs *u = &hb->css[queue[qh++]];
-        if (u->op_load >= (uint32_t)s->d->cfg.ops_per_cs_max)
-            continue;
+        int32_t ui = queue[qh++];
+        struct hb_cs *u = &hb->css[ui];
+        if (u->op_load + (ui == top ? 1 : 2) > load_max)
+            continue; /* the top only gives a leadership; a link receives one and gives one */
         for (uint32_t k = 0; k < u->set_count && found < 0; k++) {
             struct hb_set *set = &hb->sets[u->sets[k]];
             if (set->leader != u->id || !lb_eligible(hb, set, now))
                 continue;
             for (uint32_t m = 0; m < set->member_count; m++) {
                 struct hb_cs *v = spl_hbstate_cs_locked(hb, set->members[m]);
-                if (!v || v->bfs_parent != -2 || !live_ok(hb, v->id, now) || v->retired)
+                if (!v || v->bfs_parent != -2 || !live_ok(hb, v->id, now) || v->retired ||
+                    v->op_load >= load_max)
                     continue;
                 int32_t vi = (int32_t)(v - hb->css);
                 v->bfs_parent = (int32_t)(u - hb->css);
@@ -657,7 +673,7 @@ static bool lb_one_chain(struct spl_sched *s, struct spl_hbstate *hb, uint64_t n
     for (int32_t v = found; hb->css[v].bfs_parent >= 0; v = hb->css[v].bfs_parent) {
         struct hb_cs *vc = &hb->css[v], *uc = &hb->css[vc->bfs_parent];
         struct hb_set *set = &hb->sets[vc->bfs_set];
-        if (!add_op_locked(s, set, OP_LBALANCE, SPLINE__COPYSET_ORDER__TYPE__TRANSFER_LEADER,
+        if (!add_op_locked(s, set, SPL_SCHED_LBALANCE, ORD_TRANSFER,
                            vc->id, 0, now))
             return false;
         vc->plan_leaders++;
@@ -680,12 +696,6 @@ static void schedule_leader_balance(struct spl_sched *s, struct spl_hbstate *hb,
 
 /* ---- the round ---- */
 
-struct create_job {
-    uint32_t cs_id;
-    uint32_t set_idx;
-    uint64_t op_id;
-};
-
 static void round_locked(struct spl_sched *s, struct spl_hbstate *hb, uint64_t now)
 {
     const struct spl_mdsd_config *cfg = &s->d->cfg;
@@ -703,7 +713,7 @@ static void round_locked(struct spl_sched *s, struct spl_hbstate *hb, uint64_t n
     }
     bool busy = offline; /* recovering: leave the replicas where recovery puts them */
     for (uint32_t i = 0; i < s->op_count && !busy; i++)
-        busy = s->ops[i].kind == OP_RECOVER || s->ops[i].kind == OP_REPLICA;
+        busy = s->ops[i].kind == SPL_SCHED_RECOVER || s->ops[i].kind == SPL_SCHED_REPLICA;
     if (cfg->copyset_balance && !busy &&
         now - s->last_cbal_ns >= cfg->copyset_balance_period_ms * NS_PER_MS) {
         s->last_cbal_ns = now;
@@ -714,6 +724,47 @@ static void round_locked(struct spl_sched *s, struct spl_hbstate *hb, uint64_t n
         s->last_lbal_ns = now;
         schedule_leader_balance(s, hb, now);
     }
+}
+
+uint32_t spl_sched_plan_locked(struct spl_sched *s, struct spl_hbstate *hb, uint64_t now_ns,
+                               struct spl_sched_create_job *jobs, uint32_t max)
+{
+    if (hb->index_dirty)
+        spl_hbstate_reindex_locked(hb);
+    spl_hbstate_track_offline_locked(hb, now_ns);
+    pthread_mutex_lock(&s->lock);
+    round_locked(s, hb, now_ns);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->op_count && n < max; i++) {
+        struct op *o = &s->ops[i];
+        if (o->stage != ST_CREATE)
+            continue;
+        struct hb_set *set = spl_hbstate_set_locked(hb, o->lpool, o->set);
+        if (!set)
+            continue;
+        o->stage = ST_CREATING;
+        jobs[n++] = (struct spl_sched_create_job){.op_id = o->id, .cs_id = o->target,
+                                                  .set_idx = (uint32_t)(set - hb->sets)};
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+uint32_t spl_sched_list_ops(struct spl_sched *s, struct spl_sched_op_info *out, uint32_t max)
+{
+    pthread_mutex_lock(&s->lock);
+    uint32_t n = 0;
+    for (; n < s->op_count && n < max; n++) {
+        const struct op *o = &s->ops[n];
+        out[n] = (struct spl_sched_op_info){.id = o->id, .lpool = o->lpool, .set = o->set,
+                                            .kind = o->kind, .order = o->order,
+                                            .epoch = o->epoch, .target = o->target,
+                                            .source = o->source,
+                                            .ordered = o->stage == ST_ORDERED,
+                                            .deadline_ns = o->deadline_ns};
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 /* place_pending - place logical pools waiting for chunkservers once registrations have
@@ -755,30 +806,16 @@ static void sched_round(struct spl_sched *s)
     if (place_pending(s, now))
         (void)spl_hbstate_load(hb, d->topo, true);
     pthread_mutex_lock(&hb->lock);
-    if (hb->index_dirty)
-        spl_hbstate_reindex_locked(hb);
-    spl_hbstate_track_offline_locked(hb, now);
-    pthread_mutex_lock(&s->lock);
-    round_locked(s, hb, now);
-    /* CreateCopysets for operators that need them; sent below with the view locked
-     * (the request is built from it) but the operator table unlocked */
-    struct create_job jobs[256];
-    uint32_t job_count = 0;
-    for (uint32_t i = 0; i < s->op_count && job_count < 256; i++) {
-        struct op *o = &s->ops[i];
-        if (o->stage != ST_CREATE)
-            continue;
-        struct hb_set *set = spl_hbstate_set_locked(hb, o->lpool, o->set);
-        if (!set)
-            continue;
-        o->stage = ST_CREATING;
-        jobs[job_count++] = (struct create_job){o->target, (uint32_t)(set - hb->sets), o->id};
-    }
-    pthread_mutex_unlock(&s->lock);
+    /* CreateCopysets for operators that need them; sent with the view locked (the
+     * request is built from it) but the operator table unlocked */
+    struct spl_sched_create_job jobs[SCHED_CREATE_JOBS_MAX];
+    uint32_t job_count = spl_sched_plan_locked(s, hb, now, jobs, SCHED_CREATE_JOBS_MAX);
     for (uint32_t i = 0; i < job_count; i++) {
         const struct hb_cs *t = spl_hbstate_cs_locked(hb, jobs[i].cs_id);
         if (t)
             send_create(s, hb, t, &jobs[i].set_idx, 1, jobs[i].op_id);
+        else
+            spl_sched_create_result(s, jobs[i].op_id, SPL_ECS_UNKNOWN);
     }
     pthread_mutex_unlock(&hb->lock);
 }

@@ -387,10 +387,10 @@ static bool apply_one(struct sim_model *m, struct sim_cs *c, const Spline__Copys
             return false;
         add_member(m, g, gi, target);
         break;
-    case SPLINE__COPYSET_ORDER__TYPE__REMOVE_PEER:
-        if (!old || !is_member(g, old) || g->n <= 1)
+    case SPLINE__COPYSET_ORDER__TYPE__REMOVE_PEER: /* proto: remove `peer` */
+        if (!target || !is_member(g, target) || g->n <= 1)
             return false;
-        remove_member(m, g, gi, old);
+        remove_member(m, g, gi, target);
         break;
     case SPLINE__COPYSET_ORDER__TYPE__TRANSFER_LEADER:
         if (!target || !is_member(g, target) || !holds(m, target, gi))
