@@ -24,14 +24,17 @@ enum { CLI_OK = 0, CLI_EFAIL = 1, CLI_EUSAGE = 2, CLI_EUNREACHABLE = 3 };
 struct cli {
     const char *mds;        /* --mds list */
     uint32_t timeout_ms;    /* whole-call deadline */
+    uint32_t attempt_ms;    /* one attempt at one MDS (cluster init: timeout_ms) */
     bool json;              /* --json output where supported */
     bool no_follow;         /* --no-follow: do not follow redirects */
     spl_rpc_runtime *rt;
     struct spl_mdsc *mdsc;
 };
 
-/* cli_call - call the MDS leader; on failure print "spline: what: message (NAME)" and
- * return the exit code (1 or 3). */
+/* cli_call - call the MDS leader (following redirects, trying every --mds address, each
+ * attempt bounded by attempt_ms and all of them by timeout_ms and SPL_MDSC_ATTEMPTS_MAX);
+ * on failure print "spline: what: message (NAME)" and return the exit code: 1, or 3
+ * with a second line "spline: no MDS leader answered at ADDRS" when no MDS served. */
 int cli_call(struct cli *c, const char *what, const struct spl_rpc_service *svc,
              uint32_t method, const ProtobufCMessage *req, ProtobufCMessage **resp);
 

@@ -47,6 +47,8 @@ static int cluster_init(struct cli *c, const char *path)
     Spline__ClusterInitRequest req = SPLINE__CLUSTER_INIT_REQUEST__INIT;
     req.cluster_file = text;
     Spline__ClusterInitResponse *r = NULL;
+    /* placing a big cluster may take a while: one attempt may use the whole --timeout */
+    spl_mdsc_set_limits(c->mdsc, c->timeout_ms, 0, 0);
     rc = cli_call(c, "cluster init", &spl_mdsc_topology_service, SPL_TOPO_CLUSTER_INIT,
                   &req.base, (ProtobufCMessage **)&r);
     free(text);

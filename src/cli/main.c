@@ -10,6 +10,8 @@
 #include "base/log.h"
 #include "cli/cli.h"
 
+#define CLI_ATTEMPT_MS_MIN 2000 /* a silent MDS costs at most this (or --timeout) */
+
 static const char usage[] =
     "usage: spline [--mds=HOST:PORT,...] [--timeout=SECONDS] [--json] [--no-follow]\n"
     "              COMMAND ...\n"
@@ -24,8 +26,9 @@ static const char usage[] =
     "  topology list                  pools, zones, servers, chunkservers, logical pools\n"
     "  chunkserver list               chunkservers with liveness and load\n"
     "\n"
-    "--mds defaults to $SPLINE_MDS, else 127.0.0.1:6700; --timeout to 30 s (one attempt\n"
-    "may take all of it: a big cluster init does); redirects to the leader are\n"
+    "--mds defaults to $SPLINE_MDS, else 127.0.0.1:6700. --timeout (default 30 s) bounds\n"
+    "the whole command; one attempt at one MDS gets a third of it (at least 2 s; cluster\n"
+    "init: all of it), then the next address is tried. Redirects to the leader are\n"
     "followed (--no-follow: report what the first MDS answers).\n"
     "Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 no MDS leader reachable.\n";
 
@@ -131,6 +134,9 @@ int main(int argc, char **argv)
     }
     if (i >= argc)
         return cli_usage_error(usage, "no command");
+    c.attempt_ms = c.timeout_ms / 3 > CLI_ATTEMPT_MS_MIN ? c.timeout_ms / 3 : CLI_ATTEMPT_MS_MIN;
+    if (c.attempt_ms > c.timeout_ms)
+        c.attempt_ms = c.timeout_ms;
     const char *group = argv[i];
     int (*fn)(struct cli *, int, char **) = NULL;
     if (strcmp(group, "cluster") == 0)
@@ -149,7 +155,7 @@ int main(int argc, char **argv)
     spl_log_set_level(SPL_LOG_ERROR); /* the RPC layer's reconnect chatter is not for users */
     struct spl_rpc_runtime_opts ro = {.io_threads = 1, .name = "cli"};
     if (spl_rpc_runtime_create(&ro, &c.rt) < 0 ||
-        spl_mdsc_open(c.rt, c.mds, c.timeout_ms, c.timeout_ms, &c.mdsc) < 0) {
+        spl_mdsc_open(c.rt, c.mds, c.attempt_ms, c.timeout_ms, &c.mdsc) < 0) {
         fprintf(stderr, "spline: bad --mds '%s'\n", c.mds);
         return CLI_EUSAGE;
     }

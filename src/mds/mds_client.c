@@ -67,7 +67,18 @@ struct spl_mdsc {
     spl_rpc_channel *chans[SPL_MDSC_ADDRS_MAX];
     char leader[SPL_RPC_LEADER_HINT_MAX];
     bool no_follow;
+    uint32_t attempts_max;
 };
+
+void spl_mdsc_set_limits(struct spl_mdsc *c, uint32_t call_timeout_ms, uint32_t deadline_ms,
+                         uint32_t attempts_max)
+{
+    if (call_timeout_ms)
+        c->call_timeout_ms = call_timeout_ms;
+    if (deadline_ms)
+        c->deadline_ms = deadline_ms;
+    c->attempts_max = attempts_max ? attempts_max : SPL_MDSC_ATTEMPTS_MAX;
+}
 
 void spl_mdsc_set_follow(struct spl_mdsc *c, bool follow) { c->no_follow = !follow; }
 
@@ -82,6 +93,7 @@ int spl_mdsc_open(spl_rpc_runtime *rt, const char *addrs, uint32_t call_timeout_
     c->rt = rt;
     c->call_timeout_ms = call_timeout_ms ? call_timeout_ms : 5000;
     c->deadline_ms = deadline_ms ? deadline_ms : 15000;
+    c->attempts_max = SPL_MDSC_ATTEMPTS_MAX;
     pthread_mutex_init(&c->lock, NULL);
     const char *p = addrs;
     while (*p && c->count < SPL_MDSC_ADDRS_MAX) {
@@ -156,12 +168,17 @@ int spl_mdsc_call(struct spl_mdsc *c, const struct spl_rpc_service *svc, uint32_
     uint64_t deadline = spl_mono_ns() + (uint64_t)c->deadline_ms * 1000000;
     int rc = SPL_ERPC_UNREACHABLE;
     uint32_t tries_in_turn = 0;
-    for (;;) {
+    for (uint32_t attempt = 1;; attempt++) {
         pthread_mutex_lock(&c->lock);
         uint32_t i = c->current;
         spl_rpc_channel *ch = channel_at(c, i);
         pthread_mutex_unlock(&c->lock);
-        struct spl_rpc_call_opts o = {.timeout_ms = c->call_timeout_ms, .wait_for_ready = false};
+        uint64_t t = spl_mono_ns();
+        uint64_t left_ms = t < deadline ? (deadline - t) / 1000000 + 1 : 1;
+        struct spl_rpc_call_opts o = {.timeout_ms = left_ms < c->call_timeout_ms
+                                                        ? (uint32_t)left_ms
+                                                        : c->call_timeout_ms,
+                                      .wait_for_ready = false};
         rc = ch ? spl_rpc_call_sync(ch, svc, method, req, NULL, &o, resp, NULL, err)
                 : SPL_ERPC_UNREACHABLE;
         if (rc == 0) {
@@ -170,7 +187,10 @@ int spl_mdsc_call(struct spl_mdsc *c, const struct spl_rpc_service *svc, uint32_
             pthread_mutex_unlock(&c->lock);
             return 0;
         }
-        if (!retryable(rc) || c->no_follow || spl_mono_ns() >= deadline)
+        if (!retryable(rc) || c->no_follow || attempt >= c->attempts_max)
+            return rc;
+        uint64_t now = spl_mono_ns();
+        if (now + 1000000 >= deadline) /* less than a millisecond left */
             return rc;
         pthread_mutex_lock(&c->lock);
         if (rc == SPL_EMDS_NOTLEADER && err->leader_hint[0]) {
@@ -183,7 +203,10 @@ int spl_mdsc_call(struct spl_mdsc *c, const struct spl_rpc_service *svc, uint32_
             tries_in_turn = 0;
         pthread_mutex_unlock(&c->lock);
         if (pause || rc == SPL_EMDS_NOTREADY || rc == SPL_EMDS_NOLEADER) {
-            struct timespec ts = {0, 100 * 1000000};
+            uint64_t pause_ns = 100 * 1000000ull;
+            if (deadline - now < pause_ns)
+                pause_ns = deadline - now;
+            struct timespec ts = {0, (long)pause_ns};
             nanosleep(&ts, NULL);
         }
     }

@@ -5,8 +5,11 @@
  *
  * Owns one RPC channel per MDS address and the choice of which to call: the last one
  * that answered; a "not leader" answer with a hint moves to the hint (learned as a new
- * address if it is one), an unreachable MDS or one without a known leader moves to the
- * next address, with a short pause after each full turn, until the call's deadline.
+ * address if it is one), an unreachable or silent MDS or one without a known leader moves
+ * to the next address, with a short pause after each full turn. Retries are bounded
+ * twice: by the call's deadline (each attempt's timeout is cut to what is left of it) and
+ * by a number of attempts (SPL_MDSC_ATTEMPTS_MAX unless set), so a loop of stale
+ * redirects ends too.
  * Leaves to callers: deciding whether a failed non-idempotent call is safe to repeat.
  *
  * Threads: a client may be used from any thread except the runtime's IO threads
@@ -22,6 +25,8 @@
 #include "rpc/rpc.h"
 
 #define SPL_MDSC_ADDRS_MAX 16
+#define SPL_MDSC_ATTEMPTS_MAX 256 /* attempts in one spl_mdsc_call (the deadline comes first
+                                  * normally: 100 ms pause after each full turn) */
 
 /* Method indexes (the position in the service tables; proto/mds.proto). */
 enum spl_mds_method {
@@ -66,10 +71,20 @@ void spl_mdsc_close(struct spl_mdsc *c);
 /* spl_mdsc_call - call the leader. Returns 0 with *resp (free with
  * protobuf_c_message_free_unpacked(*resp, NULL)), or the last error with err (may be
  * NULL) filled. Errors that name a bad request (anything but leadership, reachability
- * and SPL_EETCD_UNAVAILABLE) are returned at once. */
+ * and SPL_EETCD_UNAVAILABLE) are returned at once; the others are retried (following
+ * hints) until the deadline or the attempt limit, and the last one is returned:
+ * SPL_ERPC_UNREACHABLE / SPL_ERPC_TIMEDOUT / SPL_ERPC_CONNCLOSED when no MDS answered,
+ * SPL_EMDS_NOTLEADER / SPL_EMDS_NOLEADER / SPL_EMDS_NOTREADY / SPL_EETCD_UNAVAILABLE when
+ * MDS answered but none served. */
 int spl_mdsc_call(struct spl_mdsc *c, const struct spl_rpc_service *svc, uint32_t method,
                   const ProtobufCMessage *req, ProtobufCMessage **resp,
                   struct spl_rpc_error_info *err);
+
+/* spl_mdsc_set_limits - change the bounds of later calls: call_timeout_ms per attempt,
+ * deadline_ms per call (0: keep), attempts_max per call (0: SPL_MDSC_ATTEMPTS_MAX).
+ * Not while calls are running. */
+void spl_mdsc_set_limits(struct spl_mdsc *c, uint32_t call_timeout_ms, uint32_t deadline_ms,
+                         uint32_t attempts_max);
 
 /* spl_mdsc_set_follow - false: return the first answer, redirects included (tools that
  * want to see what one MDS says). Default true. */

@@ -2,7 +2,9 @@
 # test_mds_cli.sh BUILD_DIR - the spline CLI against 2 MDS and a real etcd: cluster init
 # (idempotent; a contradicting file refused), topology listing, the whole volume
 # lifecycle with its error names and exit codes, concurrent GetOrAllocateSegment from two
-# clients giving one answer, and malformed RPC fields refused with distinct codes.
+# clients giving one answer, malformed RPC fields refused with distinct codes, and the
+# CLI's bounds: a silent (SIGSTOPped) MDS costs one attempt, no MDS answering gives exit 3
+# with a stable error name within --timeout.
 BIN=$1
 source "$(dirname "$0")/lib.sh"
 
@@ -82,6 +84,34 @@ ok "concurrent GetOrAllocateSegment from two clients: one allocation, one answer
 "$BIN/tests/integration/mds/mds_rpc_check" "$SPLINE_MDS" | tee "$T/rpc.out"
 codes=$(grep '^ok' "$T/rpc.out" | awk '{print $NF}' | grep -v '^OK$' | sort -u | wc -l)
 ok "malformed requests refused with $codes distinct codes"
+
+# a silent MDS (stopped: the kernel still accepts connections) first in the list costs
+# one attempt (a third of --timeout), then the CLI asks the next address
+start_mds m3
+kill -STOP "${MDS_PID[m3]}"
+t0=$(now_ms)
+out=$("$CLI_BIN" --timeout=9 --mds="${MDS_ADDR[m3]},$SPLINE_MDS" volume stat v3 2>&1) ||
+    fail "the CLI did not get past a silent MDS: $out"
+dt=$(( $(now_ms) - t0 ))
+grep -q "name: *v3" <<<"$out" || fail "stat through a silent MDS: $out"
+[ "$dt" -ge 2500 ] && [ "$dt" -lt 6000 ] || fail "silent MDS then leader took ${dt} ms (want ~3 s)"
+ok "a silent MDS first in --mds: answered by the leader after ${dt} ms (--timeout=9)"
+# only silent or closed addresses: exit 3 with a stable name, within --timeout
+for target in "${MDS_ADDR[m3]}" "127.0.0.1:1" "127.0.0.1:1,${MDS_ADDR[m3]}"; do
+    t0=$(now_ms)
+    rc=0
+    out=$("$CLI_BIN" --timeout=3 --mds="$target" volume create never --size=1G 2>&1) || rc=$?
+    dt=$(( $(now_ms) - t0 ))
+    [ "$rc" = 3 ] || fail "--mds=$target exited $rc, want 3: $out"
+    grep -Eq "\((SPL_ERPC_TIMEDOUT|SPL_ERPC_UNREACHABLE)\)" <<<"$out" ||
+        fail "--mds=$target: no stable error name: $out"
+    grep -q "no MDS leader answered at $target" <<<"$out" || fail "--mds=$target: $out"
+    [ "$dt" -lt 4500 ] || fail "--mds=$target: took ${dt} ms with --timeout=3"
+    echo "  --mds=$target: exit 3 after ${dt} ms: $(head -1 <<<"$out")"
+done
+kill -CONT "${MDS_PID[m3]}"
+expect_fail 1 SPL_EVOL_NOTFOUND volume stat never
+ok "no MDS answering: exit 3, SPL_ERPC_TIMEDOUT / SPL_ERPC_UNREACHABLE, within --timeout"
 
 expect_fail 3 SPL_ERPC_UNREACHABLE --mds=127.0.0.1:1 --timeout=2 cluster status
 expect_fail 2 "unknown command" bogus
