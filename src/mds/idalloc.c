@@ -21,6 +21,16 @@ void spl_idalloc_init(struct spl_idalloc *a, spl_etcd *e, const char *kind, uint
     pthread_mutex_init(&a->lock, NULL);
 }
 
+void spl_idalloc_set_fence(struct spl_idalloc *a, const struct spl_mds_fence *f)
+{
+    pthread_mutex_lock(&a->lock);
+    if (f)
+        a->fence = *f;
+    else
+        memset(&a->fence, 0, sizeof a->fence);
+    pthread_mutex_unlock(&a->lock);
+}
+
 void spl_idalloc_destroy(struct spl_idalloc *a)
 {
     pthread_mutex_destroy(&a->lock);
@@ -60,7 +70,8 @@ static int reserve(struct spl_idalloc *a, uint64_t want)
         else
             spl_etcd_txn_cmp(&t, a->key, SPL_ETCD_CMP_VERSION, SPL_ETCD_EQ, 0);
         spl_etcd_txn_put(&t, SPL_ETCD_SUCCESS, a->key, value, strlen(value), 0);
-        rc = spl_etcd_txn(a->e, &t, NULL);
+        spl_mds_fence_guard(&a->fence, &t);
+        rc = spl_mds_fence_check(&a->fence, a->e, spl_etcd_txn(a->e, &t, NULL));
         if (rc == 0) {
             a->next = last + 1;
             a->end = last + size + 1;

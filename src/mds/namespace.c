@@ -216,6 +216,8 @@ void spl_ns_set_fence(spl_ns *ns, const struct spl_mds_fence *f)
     else
         memset(&ns->fence, 0, sizeof ns->fence);
     pthread_mutex_unlock(&ns->lock);
+    spl_idalloc_set_fence(&ns->volume_ids, f);
+    spl_idalloc_set_fence(&ns->chunk_ids, f);
 }
 
 bool spl_volume_name_valid(const char *name)

@@ -472,6 +472,8 @@ void spl_topo_set_fence(spl_topo *t, const struct spl_mds_fence *f)
     else
         memset(&t->fence, 0, sizeof t->fence);
     pthread_mutex_unlock(&t->write_lock);
+    for (int k = 0; k < ID_KINDS; k++)
+        spl_idalloc_set_fence(&t->ids[k], f);
 }
 
 /* ---- writing (write_lock held) ---- */

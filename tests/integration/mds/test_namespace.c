@@ -390,7 +390,8 @@ static void test_fenced_namespace(void **state)
     struct spl_mds_fence f;
     spl_mds_fence_from_leader(&f, &lk);
     spl_ns_set_fence(ns, &f);
-    assert_int_equal(spl_ns_create(ns, "fenced", GiB, "", NULL, NULL), 0);
+    struct spl_volume v;
+    assert_int_equal(spl_ns_create(ns, "fenced", GiB, "", NULL, &v), 0);
     assert_int_equal(spl_etcd_lease_revoke(etcd, lease), 0); /* leadership ends with it */
     assert_int_equal(spl_ns_create(ns, "fenced2", GiB, "", NULL, NULL), SPL_EMDS_NOTLEADER);
     assert_int_equal(spl_ns_extend(ns, "fenced", 2 * GiB, NULL), SPL_EMDS_NOTLEADER);
@@ -398,6 +399,28 @@ static void test_fenced_namespace(void **state)
     assert_int_equal(spl_ns_stat(ns, "fenced", &s), 0); /* reads still work */
     assert_int_equal(s.size_bytes, GiB);
     spl_ns_close(ns);
+    /* a deposed leader with no ids reserved yet moves no id counter either */
+    struct spl_etcd_kv before, after, chunk_before, chunk_after;
+    assert_int_equal(spl_etcd_get(etcd, "/spline/ids/volume", &before), 0);
+    int chunk_rc = spl_etcd_get(etcd, "/spline/ids/chunk", &chunk_before);
+    assert_true(chunk_rc == 0 || chunk_rc == -ENOENT);
+    spl_ns *ns3 = ns_open(0, 0);
+    spl_ns_set_fence(ns3, &f);
+    assert_int_equal(spl_ns_create(ns3, "fenced3", GiB, "", NULL, NULL), SPL_EMDS_NOTLEADER);
+    struct spl_segment seg;
+    assert_int_equal(spl_ns_get_or_alloc_segment(ns3, v.id, 0, &seg, NULL),
+                     SPL_EMDS_NOTLEADER);
+    assert_int_equal(spl_etcd_get(etcd, "/spline/ids/volume", &after), 0);
+    assert_int_equal(after.mod_revision, before.mod_revision);
+    spl_etcd_kv_free(&after);
+    spl_etcd_kv_free(&before);
+    assert_int_equal(spl_etcd_get(etcd, "/spline/ids/chunk", &chunk_after), chunk_rc);
+    if (chunk_rc == 0) {
+        assert_int_equal(chunk_after.mod_revision, chunk_before.mod_revision);
+        spl_etcd_kv_free(&chunk_after);
+        spl_etcd_kv_free(&chunk_before);
+    }
+    spl_ns_close(ns3);
 }
 
 int main(void)
