@@ -5,8 +5,10 @@
  *   itest_tool proxy LISTEN TARGET CONTROL_FILE
  *       a TCP proxy 127.0.0.1:LISTEN -> 127.0.0.1:TARGET. While CONTROL_FILE exists and
  *       holds "cut", every proxied connection is closed and new ones are refused at
- *       once (a network partition of whoever talks through it); "open" (or no file)
- *       passes traffic. Runs until killed.
+ *       once (a network partition of whoever talks through it); "hold" keeps
+ *       connections and forwards replies but holds every byte clients send (in the
+ *       kernel's buffers) until "open", when they go through in order (requests delayed
+ *       in the network); "open" (or no file) passes traffic. Runs until killed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,15 +56,20 @@ static int freeport(int n)
     return 0;
 }
 
-static bool is_cut(const char *control)
+enum proxy_mode { MODE_OPEN, MODE_CUT, MODE_HOLD };
+
+static enum proxy_mode read_mode(const char *control)
 {
     FILE *f = fopen(control, "r");
     if (!f)
-        return false;
+        return MODE_OPEN;
     char buf[16] = "";
-    bool cut = fgets(buf, sizeof buf, f) && strncmp(buf, "cut", 3) == 0;
+    enum proxy_mode m = MODE_OPEN;
+    if (fgets(buf, sizeof buf, f))
+        m = strncmp(buf, "cut", 3) == 0 ? MODE_CUT
+            : strncmp(buf, "hold", 4) == 0 ? MODE_HOLD : MODE_OPEN;
     fclose(f);
-    return cut;
+    return m;
 }
 
 static int connect_to(int port)
@@ -86,7 +93,9 @@ static int proxy(int lport, int tport, const char *control)
     int count = 0;
     signal(SIGPIPE, SIG_IGN);
     for (;;) {
-        bool cut = is_cut(control);
+        enum proxy_mode mode = read_mode(control);
+        bool cut = mode == MODE_CUT;
+        short client_events = mode == MODE_HOLD ? 0 : POLLIN;
         if (cut)
             for (int i = 0; i < count; i++) {
                 close(pairs[i][0]);
@@ -97,7 +106,7 @@ static int proxy(int lport, int tport, const char *control)
         struct pollfd p[1 + 2 * PAIRS_MAX];
         p[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
         for (int i = 0; i < count; i++) {
-            p[1 + 2 * i] = (struct pollfd){.fd = pairs[i][0], .events = POLLIN};
+            p[1 + 2 * i] = (struct pollfd){.fd = pairs[i][0], .events = client_events};
             p[2 + 2 * i] = (struct pollfd){.fd = pairs[i][1], .events = POLLIN};
         }
         if (poll(p, (nfds_t)(1 + 2 * count), 50) < 0 && errno != EINTR)
@@ -119,7 +128,7 @@ static int proxy(int lport, int tport, const char *control)
             bool dead = false;
             for (int side = 0; side < 2 && !dead; side++) {
                 short ev = p[1 + 2 * i + side].revents;
-                if (!ev)
+                if (!ev || (side == 0 && mode == MODE_HOLD))
                     continue;
                 char buf[65536];
                 ssize_t n = read(pairs[i][side], buf, sizeof buf);
