@@ -4,7 +4,8 @@
  * refused; a leader's report with a higher epoch queues the new configuration for etcd;
  * an equal epoch refreshes only the leader; a lower epoch, or a follower's report, changes
  * nothing; a replica on a chunkserver that is not a member is told to go, but not during
- * the grace period after taking leadership and not while an operator is adding it.
+ * the grace period after taking leadership and not while an operator is adding it;
+ * liveness (online / unstable / offline / unknown) follows the configured timeouts.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -335,6 +336,43 @@ static void test_bad_reports_refused(void **state)
     fx_free(f);
 }
 
+static void test_liveness_from_timeouts(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0); /* unstable after 3 s, offline after 10 s */
+    uint64_t now = f->hb->lead_start_ns + MS(5000);
+    struct hb_cs *c = spl_hbstate_cs_locked(f->hb, 1);
+    assert_int_equal(spl_hbstate_live_locked(f->hb, c, now), SPL_CS_LIVE_UNKNOWN);
+    c->last_hb_ns = now - MS(2999);
+    assert_int_equal(spl_hbstate_live_locked(f->hb, c, now), SPL_CS_LIVE_ONLINE);
+    c->last_hb_ns = now - MS(3000);
+    assert_int_equal(spl_hbstate_live_locked(f->hb, c, now), SPL_CS_LIVE_UNSTABLE);
+    c->last_hb_ns = now - MS(9999);
+    assert_int_equal(spl_hbstate_live_locked(f->hb, c, now), SPL_CS_LIVE_UNSTABLE);
+    c->last_hb_ns = now - MS(10000);
+    assert_int_equal(spl_hbstate_live_locked(f->hb, c, now), SPL_CS_LIVE_OFFLINE);
+    /* never heard of since taking over: unknown until offline_timeout, then offline */
+    struct hb_cs *d = spl_hbstate_cs_locked(f->hb, 2);
+    now = f->hb->lead_start_ns + MS(10000);
+    assert_int_equal(spl_hbstate_live_locked(f->hb, d, now), SPL_CS_LIVE_OFFLINE);
+    /* the offline bookkeeping behind recovery progress */
+    pthread_mutex_lock(&f->hb->lock);
+    c->last_hb_ns = now - MS(10000);
+    spl_hbstate_track_offline_locked(f->hb, now);
+    assert_int_equal(c->offline_since_ns, now);
+    assert_int_equal(c->copysets_at_offline, 1);
+    c->last_hb_ns = now;
+    spl_hbstate_track_offline_locked(f->hb, now);
+    assert_int_equal(c->offline_since_ns, 0);
+    pthread_mutex_unlock(&f->hb->lock);
+    /* configurable: the same age is online under longer timeouts */
+    f->d.cfg.hb_unstable_ms = 20000;
+    f->d.cfg.hb_offline_ms = 40000;
+    c->last_hb_ns = now - MS(15000);
+    assert_int_equal(spl_hbstate_live_locked(f->hb, c, now), SPL_CS_LIVE_ONLINE);
+    fx_free(f);
+}
+
 int main(void)
 {
     spl_log_set_level(SPL_LOG_ERROR);
@@ -346,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_non_member_told_to_remove_after_grace),
         cmocka_unit_test(test_operator_target_not_removed),
         cmocka_unit_test(test_bad_reports_refused),
+        cmocka_unit_test(test_liveness_from_timeouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
