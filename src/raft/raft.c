@@ -48,9 +48,10 @@ const char *spl_raft_progress_state_name(int state)
 
 /* ---- roles ---- */
 
+/* A voter of the voting configuration (the latest in its log) may campaign. */
 static bool spl__promotable(const struct spl_raft *r)
 {
-    return spl_raft_conf_is_voter(&r->conf, r->id);
+    return spl_raft_conf_is_voter(&r->vconf, r->id);
 }
 
 /* With check_quorum this node promised the leader it heard within the last election
@@ -131,29 +132,8 @@ static void spl__become_leader(struct spl_raft *r)
 
 /* ---- configuration ---- */
 
-/* True when (applying, committed] holds a configuration entry: campaigning before it
- * applies could use the wrong configuration. */
-static bool spl__has_unapplied_conf(const struct spl_raft *r)
-{
-    struct spl_raft_entry buf[32];
-    uint64_t lo = r->log.applying + 1, hi = r->log.committed + 1;
-    while (lo < hi) {
-        uint32_t n = 0;
-        if (spl__log_slice(&r->log, lo, hi, UINT64_MAX, buf, SPL_ARRAY_SIZE(buf), &n) != 0)
-            return false;
-        bool found = false;
-        for (uint32_t i = 0; i < n; i++) {
-            found = found || buf[i].type == SPL_RAFT_ENTRY_CONF;
-            spl_iobuf_reset(&buf[i].data);
-        }
-        if (found)
-            return true;
-        lo += n;
-    }
-    return false;
-}
-
-/* The configuration took a new value (conf entry applied or snapshot restored). */
+/* The applied or the voting configuration took a new value (a conf entry appended,
+ * truncated or applied, or a snapshot restored). */
 static void spl__conf_switched(struct spl_raft *r)
 {
     if (r->role == SPL_RAFT_LEADER) {
@@ -164,23 +144,95 @@ static void spl__conf_switched(struct spl_raft *r)
         spl__raft_become_follower(r, r->term, SPL_RAFT_NONE);
 }
 
+static void spl__fmt_conf(const struct spl_raft_conf *c, char *buf, size_t size)
+{
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, size - n, "voters=(");
+    for (uint32_t i = 0; i < c->voter_count && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%llu", i ? " " : "", ULL(c->voters[i]));
+    if (n < size)
+        n += (size_t)snprintf(buf + n, size - n, ") learners=(");
+    for (uint32_t i = 0; i < c->learner_count && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%llu", i ? " " : "", ULL(c->learners[i]));
+    if (n < size)
+        snprintf(buf + n, size - n, ")");
+}
+
 static void spl__log_conf(const struct spl_raft *r, const char *what, uint64_t index)
 {
     char buf[256];
-    size_t n = 0;
-    n += (size_t)snprintf(buf + n, sizeof(buf) - n, "voters=(");
-    for (uint32_t i = 0; i < r->conf.voter_count && n < sizeof(buf); i++)
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%llu", i ? " " : "",
-                              ULL(r->conf.voters[i]));
-    if (n < sizeof(buf))
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, ") learners=(");
-    for (uint32_t i = 0; i < r->conf.learner_count && n < sizeof(buf); i++)
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%llu", i ? " " : "",
-                              ULL(r->conf.learners[i]));
-    if (n < sizeof(buf))
-        snprintf(buf + n, sizeof(buf) - n, ")");
+    spl__fmt_conf(&r->conf, buf, sizeof(buf));
     spl__raft_log(r, SPL_LOG_INFO, "%llu %s at index %llu: %s epoch %llu", ULL(r->id), what,
                   ULL(index), buf, ULL(r->epoch));
+}
+
+/* The latest decodable configuration entry in log (lo, hi]: 0 when there is none, else
+ * its index with its configuration in *out. lo >= applying keeps it cheap (the entries
+ * not applied yet). */
+static uint64_t spl__scan_conf(const struct spl_raft *r, uint64_t lo, uint64_t hi,
+                               struct spl_raft_conf *out)
+{
+    struct spl_raft_entry buf[32];
+    uint64_t found = 0, first = spl__log_first_index(&r->log);
+    for (uint64_t i = lo + 1 > first ? lo + 1 : first; i <= hi;) {
+        uint32_t n = 0;
+        int rc = spl__log_slice(&r->log, i, hi + 1, UINT64_MAX, buf, SPL_ARRAY_SIZE(buf), &n);
+        ASSERTF(rc == 0, "reading configuration entries from %llu: %d", ULL(i), rc);
+        for (uint32_t k = 0; k < n; k++) {
+            struct spl_raft_conf_change cc;
+            if (buf[k].type == SPL_RAFT_ENTRY_CONF &&
+                spl_raft_conf_change_decode(&buf[k].data, &cc) == 0) {
+                *out = cc.conf;
+                found = buf[k].index;
+            }
+            spl_iobuf_reset(&buf[k].data);
+        }
+        i += n;
+    }
+    return found;
+}
+
+/* Set the voting configuration; tell the roles when its voters or learners changed. */
+static void spl__set_vconf(struct spl_raft *r, const struct spl_raft_conf *conf, uint64_t index)
+{
+    bool changed = !spl__conf_equal(&r->vconf, conf);
+    r->vconf = *conf;
+    r->vconf_index = index;
+    if (!changed)
+        return;
+    char buf[256];
+    spl__fmt_conf(conf, buf, sizeof(buf));
+    spl__raft_log(r, SPL_LOG_INFO, "%llu voting configuration %s from index %llu", ULL(r->id),
+                  buf, ULL(index ? index : r->log.applying));
+    spl__conf_switched(r);
+}
+
+/* Recompute the voting configuration from the unapplied part of the log. */
+static void spl__rescan_vconf(struct spl_raft *r)
+{
+    struct spl_raft_conf conf;
+    uint64_t index = spl__scan_conf(r, r->log.applying, spl__log_last_index(&r->log), &conf);
+    spl__set_vconf(r, index ? &conf : &r->conf, index);
+}
+
+void spl__raft_append(struct spl_raft *r, const struct spl_raft_entry *ents, uint32_t n)
+{
+    if (n == 0)
+        return;
+    bool truncates = r->vconf_index != 0 && ents[0].index <= r->vconf_index;
+    spl__log_append(&r->log, ents, n);
+    if (truncates) {
+        spl__rescan_vconf(r); /* back to the previous configuration entry */
+        return;
+    }
+    for (uint32_t i = n; i-- > 0;) {
+        struct spl_raft_conf_change cc;
+        if (ents[i].type == SPL_RAFT_ENTRY_CONF &&
+            spl_raft_conf_change_decode(&ents[i].data, &cc) == 0) {
+            spl__set_vconf(r, &cc.conf, ents[i].index);
+            return;
+        }
+    }
 }
 
 void spl__raft_apply_conf_entry(struct spl_raft *r, const struct spl_raft_entry *e)
@@ -197,6 +249,12 @@ void spl__raft_apply_conf_entry(struct spl_raft *r, const struct spl_raft_entry 
     }
     bool changed = !spl__conf_equal(&cc.conf, &r->conf);
     r->conf = cc.conf;
+    if (r->vconf_index <= e->index) {
+        /* the voting configuration's entry applied: both are the same again */
+        ASSERT(r->vconf_index != e->index || spl__conf_equal(&r->vconf, &r->conf));
+        r->vconf = r->conf;
+        r->vconf_index = 0;
+    }
     char what[64];
     if (cc.node_id != SPL_RAFT_NONE)
         snprintf(what, sizeof(what), "applied conf %s %llu", spl_raft_conf_op_name(cc.op),
@@ -224,8 +282,8 @@ static void spl__send_vote_requests(struct spl_raft *r, uint8_t type, uint64_t t
                                     bool transfer)
 {
     uint64_t last = spl__log_last_index(&r->log), last_term = spl__log_last_term(&r->log);
-    for (uint32_t i = 0; i < r->conf.voter_count; i++) {
-        uint64_t to = r->conf.voters[i];
+    for (uint32_t i = 0; i < r->vconf.voter_count; i++) {
+        uint64_t to = r->vconf.voters[i];
         if (to == r->id)
             continue;
         struct spl_raft_msg *m = spl__box_push(r, type, to);
@@ -256,12 +314,6 @@ static void spl__campaign(struct spl_raft *r, enum spl__campaign_kind kind)
         spl__raft_log(r, SPL_LOG_WARN, "%llu is unpromotable and can not campaign", ULL(r->id));
         return;
     }
-    if (spl__has_unapplied_conf(r)) {
-        spl__raft_log(r, SPL_LOG_WARN,
-                      "%llu cannot campaign at term %llu: unapplied configuration entries",
-                      ULL(r->id), ULL(r->term));
-        return;
-    }
     uint8_t type;
     uint64_t term;
     if (r->cfg.pre_vote && kind == SPL__CAMPAIGN_PRE) {
@@ -283,7 +335,7 @@ static void spl__poll(struct spl_raft *r, uint64_t from, bool granted)
     bool seen = false;
     for (uint32_t i = 0; i < r->vote_count; i++)
         seen = seen || r->votes[i].id == from;
-    if (!seen && spl_raft_conf_is_voter(&r->conf, from)) {
+    if (!seen && spl_raft_conf_is_voter(&r->vconf, from)) {
         ASSERT_CMP(r->vote_count, <, SPL_RAFT_PEERS_MAX);
         r->votes[r->vote_count++] = (struct spl__vote){.id = from, .granted = granted};
     }
@@ -291,7 +343,7 @@ static void spl__poll(struct spl_raft *r, uint64_t from, bool granted)
         yes += r->votes[i].granted;
         no += !r->votes[i].granted;
     }
-    enum spl__vote_result res = spl__quorum_vote(yes, no, r->conf.voter_count);
+    enum spl__vote_result res = spl__quorum_vote(yes, no, r->vconf.voter_count);
     if (from != r->id)
         spl__raft_log(r, SPL_LOG_INFO, "%llu has received %u %s votes and %u vote rejections",
                       ULL(r->id), yes,
@@ -368,7 +420,7 @@ static void spl__handle_append(struct spl_raft *r, const struct spl_raft_msg *m)
          * above it, so committed entries are never rewritten. */
         ASSERT_CMP(ci, >, l->committed);
         uint64_t skip = ci - (m->index + 1);
-        spl__log_append(l, m->entries + skip, (uint32_t)(m->entry_count - skip));
+        spl__raft_append(r, m->entries + skip, (uint32_t)(m->entry_count - skip));
     }
     uint64_t last_new = m->index + m->entry_count;
     spl__log_commit_to(l, m->commit < last_new ? m->commit : last_new);
@@ -399,8 +451,11 @@ static bool spl__restore(struct spl_raft *r, const struct spl_raft_snapshot_meta
         return false;
     }
     spl__log_restore(l, s);
-    bool changed = !spl__conf_equal(&r->conf, &s->conf);
+    /* the log is now the snapshot alone: both configurations are the snapshot's */
+    bool changed = !spl__conf_equal(&r->conf, &s->conf) || !spl__conf_equal(&r->vconf, &s->conf);
     r->conf = s->conf;
+    r->vconf = s->conf;
+    r->vconf_index = 0;
     r->epoch = s->epoch;
     r->conf_changed = true;
     spl__raft_log(r, SPL_LOG_INFO, "%llu restored snapshot [index: %llu, term: %llu]",
@@ -670,6 +725,8 @@ static void spl__replay_conf(struct spl_raft *r, const struct spl_raft_snapshot_
 {
     struct spl_raft_entry buf[32];
     r->conf = snap->conf;
+    r->vconf = snap->conf;
+    r->vconf_index = 0;
     r->epoch = snap->epoch;
     uint64_t lo = snap->index + 1, hi = applied + 1;
     while (lo < hi) {
@@ -718,6 +775,12 @@ static int spl__load(struct spl_raft *r)
     r->vote = last_term > hs.term ? SPL_RAFT_NONE : hs.vote;
     r->prev_hs = hs;
     spl__replay_conf(r, &snap, applied);
+    /* Votes count with the latest configuration of the log, whatever the (lazily
+     * persisted) commit hint says about the entries after `applied`. */
+    uint64_t vi = spl__scan_conf(r, applied, last, &r->vconf);
+    r->vconf_index = vi;
+    if (vi == 0)
+        r->vconf = r->conf;
     return 0;
 }
 
@@ -791,6 +854,8 @@ void spl_raft_get_status(const struct spl_raft *r, struct spl_raft_status *out)
     out->snapshot_index = out->first_index - 1;
     out->epoch = r->epoch;
     out->conf = r->conf;
+    out->voting_conf = r->vconf;
+    out->voting_conf_index = r->vconf_index;
     out->tick = r->now_tick;
     out->lead_transferee = r->lead_transferee;
     out->pending_conf_index = r->pending_conf_index;
@@ -798,17 +863,37 @@ void spl_raft_get_status(const struct spl_raft *r, struct spl_raft_status *out)
     spl__leader_status(r, out);
 }
 
+/* The expensive form of the vconf invariant: it is the latest configuration in the log. */
+static __attribute__((unused)) bool spl__vconf_is_latest(const struct spl_raft *r)
+{
+    struct spl_raft_conf conf;
+    uint64_t index = spl__scan_conf(r, r->log.applying, spl__log_last_index(&r->log), &conf);
+    if (index != r->vconf_index)
+        return false;
+    return spl__conf_equal(&r->vconf, index ? &conf : &r->conf);
+}
+
 void spl__raft_check_invariants(const struct spl_raft *r)
 {
     spl__log_check(&r->log);
     ASSERT(spl_raft_conf_is_valid(&r->conf));
+    ASSERT(spl_raft_conf_is_valid(&r->vconf));
+    if (r->vconf_index == 0) {
+        ASSERT(spl__conf_equal(&r->vconf, &r->conf));
+    } else {
+        ASSERT_CMP(r->vconf_index, >, r->log.applying);
+        ASSERT_CMP(r->vconf_index, <=, spl__log_last_index(&r->log));
+    }
+    DASSERT(spl__vconf_is_latest(r));
     ASSERTF(spl__log_last_term(&r->log) <= r->term, "last log term %llu > term %llu",
             ULL(spl__log_last_term(&r->log)), ULL(r->term));
     ASSERT(r->pending_conf_index <= spl__log_last_index(&r->log));
     switch (r->role) {
     case SPL_RAFT_LEADER:
         ASSERT(r->lead == r->id && r->vote == r->id);
-        ASSERT(spl__promotable(r));
+        /* a voter, or a voter about to leave by its own pending removal */
+        ASSERT(spl__promotable(r) ||
+               (r->vconf_index != 0 && spl_raft_conf_is_voter(&r->conf, r->id)));
         spl__leader_check(r);
         break;
     case SPL_RAFT_CANDIDATE:

@@ -57,9 +57,25 @@
  * applied state: reported in the ready and status, and persisted with snapshots.
  *
  * Membership: voters and learners (learners receive the log but do not vote or count).
- * A change is one entry that carries the complete resulting configuration; it takes
- * effect on a replica when it is applied (handed out in a ready). Only one may be in the
- * log unapplied; a leader accepts a change only after its own re-statement applied.
+ * A change is one entry that carries the complete resulting configuration (one member
+ * added, promoted or removed, so the majorities of consecutive configurations overlap).
+ * A replica has two configurations:
+ *  - the voting configuration is the one of the latest configuration entry in its log,
+ *    committed or not (Raft dissertation §4.1). It takes effect when the entry is
+ *    appended, and is rolled back to the previous configuration entry of the log (or the
+ *    applied configuration) when a conflicting append truncates that entry. Every quorum
+ *    counts its voters: votes and pre-votes (who campaigns, who is asked, who counts),
+ *    commit, check-quorum, lease and read-index acknowledgements; the leader replicates to
+ *    its members (and to members of the applied configuration not yet removed there).
+ *  - the applied configuration (status.conf, rd.conf) and the epoch change when the
+ *    entry is applied (handed out in a ready): the state machine's view.
+ * The voting configuration needs nothing persisted: it is recomputed from the log after
+ * a restart, so a stale commit hint (commit is persisted lazily) cannot make a replica
+ * count votes with a configuration older than its log, whose majorities could be disjoint
+ * from the group's real one (FOUND-BUGS 9). A leader accepts a change only when every
+ * configuration entry of its log is applied, its own re-statement included (so the
+ * previous change is committed and the leader committed an entry of its term); a leader
+ * that removes itself keeps leading without counting itself until the removal applies.
  */
 #ifndef SPL_RAFT_RAFT_H
 #define SPL_RAFT_RAFT_H
@@ -380,7 +396,8 @@ void spl_raft_tick(struct spl_raft *r);
 int spl_raft_step(struct spl_raft *r, const struct spl_raft_msg *m);
 
 /* spl_raft_campaign - start an election now (a pre-vote first when pre_vote is set).
- * 0; SPL_EINVAL_ARG when this node is not a voter of its configuration; 0 and nothing
+ * 0; SPL_EINVAL_ARG when this node is not a voter of its voting configuration (the
+ * latest configuration entry of its log, see "Membership"); 0 and nothing
  * happens when it already leads; SPL_ERAFT_LEASE with check_quorum while this node heard
  * a leader within the last election timeout (or restarted less than one ago): it promised
  * that leader not to help elect another, and leases depend on it (move leadership with
@@ -517,7 +534,7 @@ struct spl_raft_peer_status {
     uint64_t match;
     uint64_t next;
     uint8_t state;        /* enum spl_raft_progress_state */
-    bool learner;
+    bool learner;         /* not a voter of the voting configuration: counts for nothing */
     bool recent_active;
     uint32_t inflight;    /* appends in flight */
     uint64_t pending_snapshot; /* the snapshot index being sent (SNAPSHOT state) */
@@ -532,12 +549,14 @@ struct spl_raft_status {
     uint64_t commit, applied;
     uint64_t snapshot_index;
     uint64_t epoch;
-    struct spl_raft_conf conf;
+    struct spl_raft_conf conf;        /* applied (with epoch) */
+    struct spl_raft_conf voting_conf; /* of the latest conf entry of the log: quorums */
+    uint64_t voting_conf_index;       /* its entry while not applied; 0: equal to conf */
     uint64_t tick;             /* ticks since init */
     uint64_t lead_transferee;  /* SPL_RAFT_NONE when not transferring */
     uint64_t pending_conf_index; /* index of the last conf entry in the log (leader) */
     uint64_t uncommitted_bytes;  /* leader */
-    uint32_t peer_count;         /* leader: progress of every member (self included) */
+    uint32_t peer_count; /* leader: progress of every member of the voting and applied confs */
     struct spl_raft_peer_status peers[SPL_RAFT_PEERS_MAX];
 };
 

@@ -214,7 +214,15 @@ struct spl_raft {
     uint64_t lead;
     uint8_t role;
     struct spl__log log;
+    /* Two configurations (see raft.h, "Membership"): `conf` is the applied one (what the
+     * state machine sees, with the epoch); `vconf` is the voting one, produced by the
+     * latest configuration entry in the log, committed or not. Every quorum (votes,
+     * pre-votes, commit, check-quorum, lease and read-index acknowledgements) counts the
+     * voters of vconf. vconf_index is the index of that entry while it is not applied
+     * (> log.applying); 0 when vconf == conf. */
     struct spl_raft_conf conf;
+    struct spl_raft_conf vconf;
+    uint64_t vconf_index;
     uint64_t epoch;
     bool conf_changed;
     struct spl__progress prs[SPL_RAFT_PEERS_MAX]; /* leader: members, self included */
@@ -242,6 +250,11 @@ struct spl_raft {
 
 /* raft.c internals */
 void spl__raft_become_follower(struct spl_raft *r, uint64_t term, uint64_t lead);
+/* Append ents to the log (spl__log_append's rules) and keep the voting configuration
+ * in step: a configuration entry among ents takes effect at once; a truncated one is
+ * rolled back to the previous configuration entry of the log (or the applied
+ * configuration). Every append of the core goes through here. */
+void spl__raft_append(struct spl_raft *r, const struct spl_raft_entry *ents, uint32_t n);
 
 /* replicate.c: the leader's side */
 void spl__leader_init(struct spl_raft *r);

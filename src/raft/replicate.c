@@ -49,7 +49,8 @@ static uint64_t spl__pr_value(const struct spl_raft *r, const struct spl__progre
     }
 }
 
-/* The value a majority of voters reached (UINT64_MAX without voters). */
+/* The value a majority of the voting configuration's voters reached (UINT64_MAX without
+ * voters). Members of the progress set that do not vote in it are learners there. */
 static uint64_t spl__quorum_of(const struct spl_raft *r, enum spl__pr_field f)
 {
     uint64_t vals[SPL_RAFT_PEERS_MAX];
@@ -62,18 +63,39 @@ static uint64_t spl__quorum_of(const struct spl_raft *r, enum spl__pr_field f)
 
 /* ---- progress set ---- */
 
-static void spl__member_ids(const struct spl_raft_conf *c, uint64_t *ids, uint32_t *n)
+/* Insert id into the sorted set ids[0..*n) when it is not there and there is room. */
+static void spl__ids_add(uint64_t *ids, uint32_t *n, uint64_t id)
 {
-    uint32_t v = 0, l = 0;
+    uint32_t i = *n;
+    for (uint32_t k = 0; k < *n; k++)
+        if (ids[k] == id)
+            return;
+    if (*n == SPL_RAFT_PEERS_MAX)
+        return;
+    while (i > 0 && ids[i - 1] > id) {
+        ids[i] = ids[i - 1];
+        i--;
+    }
+    ids[i] = id;
+    (*n)++;
+}
+
+/* The progress set, sorted: every member of the voting configuration, and of the applied
+ * one as far as SPL_RAFT_PEERS_MAX allows (a member whose removal is not applied yet still
+ * gets the log; it counts for nothing). A leader removing itself is in the applied one. */
+static void spl__member_ids(const struct spl_raft *r, uint64_t *ids, uint32_t *n)
+{
+    const struct spl_raft_conf *confs[2] = {&r->vconf, &r->conf};
     *n = 0;
-    while (v < c->voter_count || l < c->learner_count) {
-        bool take_voter = l >= c->learner_count ||
-                          (v < c->voter_count && c->voters[v] < c->learners[l]);
-        ids[(*n)++] = take_voter ? c->voters[v++] : c->learners[l++];
+    for (uint32_t c = 0; c < 2; c++) {
+        for (uint32_t i = 0; i < confs[c]->voter_count; i++)
+            spl__ids_add(ids, n, confs[c]->voters[i]);
+        for (uint32_t i = 0; i < confs[c]->learner_count; i++)
+            spl__ids_add(ids, n, confs[c]->learners[i]);
     }
 }
 
-/* Rebuild the progress set for r->conf, keeping what we know of remaining members. */
+/* Rebuild the progress set (spl__member_ids), keeping what we know of remaining members. */
 static void spl__rebuild_progress(struct spl_raft *r)
 {
     struct spl__progress old[SPL_RAFT_PEERS_MAX];
@@ -81,7 +103,7 @@ static void spl__rebuild_progress(struct spl_raft *r)
     memcpy(old, r->prs, sizeof(old[0]) * old_count);
     uint64_t ids[SPL_RAFT_PEERS_MAX];
     uint32_t n;
-    spl__member_ids(&r->conf, ids, &n);
+    spl__member_ids(r, ids, &n);
     uint64_t next = spl__log_last_index(&r->log) + 1;
     for (uint32_t i = 0; i < n; i++) {
         struct spl__progress *pr = &r->prs[i];
@@ -92,7 +114,7 @@ static void spl__rebuild_progress(struct spl_raft *r)
         if (!found)
             spl__progress_init(pr, ids[i], next, false, r->cfg.max_inflight_msgs,
                                r->cfg.max_inflight_bytes);
-        pr->learner = spl_raft_conf_is_learner(&r->conf, ids[i]);
+        pr->learner = !spl_raft_conf_is_voter(&r->vconf, ids[i]); /* does not count */
     }
     r->pr_count = n;
 }
@@ -120,38 +142,17 @@ static uint64_t spl__append_entry(struct spl_raft *r, uint8_t type, struct spl_i
                                .type = type};
     spl_iobuf_init(&e.data);
     spl_iobuf_move(&e.data, data);
-    spl__log_append(&r->log, &e, 1);
     r->uncommitted_bytes += spl_iobuf_len(&e.data);
+    spl__raft_append(r, &e, 1); /* a conf entry switches the voting configuration now */
     spl_iobuf_reset(&e.data);
     return e.index;
 }
 
-/* The configuration the log ends with: r->conf updated by every conf entry after the
- * applied point (a new leader may hold some that are not applied yet). */
-static void spl__latest_conf(const struct spl_raft *r, struct spl_raft_conf *out)
-{
-    struct spl_raft_entry buf[32];
-    uint64_t lo = r->log.applying + 1, hi = spl__log_last_index(&r->log) + 1;
-    *out = r->conf;
-    while (lo < hi) {
-        uint32_t n = 0;
-        int rc = spl__log_slice(&r->log, lo, hi, UINT64_MAX, buf, SPL_ARRAY_SIZE(buf), &n);
-        ASSERTF(rc == 0, "reading the leader's own log: %d", rc);
-        for (uint32_t i = 0; i < n; i++) {
-            struct spl_raft_conf_change cc;
-            if (buf[i].type == SPL_RAFT_ENTRY_CONF &&
-                spl_raft_conf_change_decode(&buf[i].data, &cc) == 0)
-                *out = cc.conf;
-            spl_iobuf_reset(&buf[i].data);
-        }
-        lo += n;
-    }
-}
-
 void spl__leader_append_restate(struct spl_raft *r)
 {
-    struct spl_raft_conf_change cc = {.op = SPL_RAFT_CONF_RESTATE, .node_id = SPL_RAFT_NONE};
-    spl__latest_conf(r, &cc.conf);
+    /* the latest configuration of the log (a new leader may hold unapplied ones) */
+    struct spl_raft_conf_change cc = {.op = SPL_RAFT_CONF_RESTATE, .node_id = SPL_RAFT_NONE,
+                                      .conf = r->vconf};
     struct spl_iobuf data;
     spl_iobuf_init(&data);
     int rc = spl_raft_conf_change_encode(&cc, &data);
@@ -526,14 +527,16 @@ void spl__tick_leader(struct spl_raft *r)
 
 void spl__leader_conf_switched(struct spl_raft *r)
 {
-    if (!spl_raft_conf_is_voter(&r->conf, r->id)) {
+    /* A leader that removed itself keeps leading (without counting itself) until the
+     * removal applies. */
+    if (!spl_raft_conf_is_voter(&r->vconf, r->id) && r->vconf_index == 0) {
         spl__raft_log(r, SPL_LOG_INFO, "%llu is no longer a voter: stepping down", ULL(r->id));
         spl__raft_become_follower(r, r->term, SPL_RAFT_NONE);
         return;
     }
     spl__rebuild_progress(r);
     if (r->lead_transferee != SPL_RAFT_NONE &&
-        !spl_raft_conf_is_voter(&r->conf, r->lead_transferee))
+        !spl_raft_conf_is_voter(&r->vconf, r->lead_transferee))
         spl__abort_transfer(r, "target left the configuration");
     spl__raft_maybe_commit(r);
     spl__confirm_reads(r);
@@ -588,8 +591,10 @@ int spl_raft_propose_conf_change(struct spl_raft *r, enum spl_raft_conf_op op,
         return SPL_EINVAL_ARG;
     if (r->pending_conf_index > r->log.applying)
         return SPL_ERAFT_CONFCHANGE_PENDING;
+    /* every configuration entry of the leader's log is applied: vconf == conf */
+    ASSERT(r->vconf_index == 0);
     struct spl_raft_conf_change cc = {.op = (uint8_t)op, .node_id = node_id};
-    rc = spl__conf_apply_op(&r->conf, op, node_id, &cc.conf);
+    rc = spl__conf_apply_op(&r->vconf, op, node_id, &cc.conf);
     if (rc != 0)
         return rc;
     struct spl__progress *pr = spl__raft_progress(r, node_id);
@@ -615,7 +620,7 @@ int spl_raft_transfer_leader(struct spl_raft *r, uint64_t to)
         return SPL_ENOTLEADER;
     if (to == r->id || to == r->lead_transferee)
         return 0;
-    if (!spl_raft_conf_is_voter(&r->conf, to))
+    if (!spl_raft_conf_is_voter(&r->vconf, to))
         return SPL_EINVAL_ARG;
     spl__abort_transfer(r, "replaced by a new transfer");
     struct spl__progress *pr = spl__raft_progress(r, to);
@@ -675,11 +680,14 @@ void spl__leader_status(const struct spl_raft *r, struct spl_raft_status *out)
 void spl__leader_check(const struct spl_raft *r)
 {
     uint64_t last = spl__log_last_index(&r->log);
-    ASSERT_CMP(r->pr_count, ==, r->conf.voter_count + r->conf.learner_count);
+    uint64_t ids[SPL_RAFT_PEERS_MAX];
+    uint32_t n;
+    spl__member_ids(r, ids, &n);
+    ASSERT_CMP(r->pr_count, ==, n);
     for (uint32_t i = 0; i < r->pr_count; i++) {
         const struct spl__progress *pr = &r->prs[i];
-        ASSERT(pr->learner == spl_raft_conf_is_learner(&r->conf, pr->id));
-        ASSERT(pr->learner || spl_raft_conf_is_voter(&r->conf, pr->id));
+        ASSERT_CMP(pr->id, ==, ids[i]);
+        ASSERT(pr->learner == !spl_raft_conf_is_voter(&r->vconf, pr->id));
         ASSERTF(pr->match < pr->next && pr->next <= last + 1,
                 "progress of %llu: match %llu next %llu last %llu", ULL(pr->id), ULL(pr->match),
                 ULL(pr->next), ULL(last));
@@ -689,5 +697,5 @@ void spl__leader_check(const struct spl_raft *r)
     ASSERT(spl__raft_progress((struct spl_raft *)r, r->id)->match <=
            spl__log_stable_last(&r->log));
     ASSERT(r->lead_transferee == SPL_RAFT_NONE ||
-           spl_raft_conf_is_voter(&r->conf, r->lead_transferee));
+           spl_raft_conf_is_voter(&r->vconf, r->lead_transferee));
 }

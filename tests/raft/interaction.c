@@ -23,7 +23,9 @@
  *   partition A,B C,D,E | isolate ID | heal
  *   status ID | raft-log ID | raft-state | check-applied
  *   compact ID              snapshot the state machine at its applied index, drop the log
- *   report-snapshot ID TO ok|fail | report-unreachable ID TO | restart ID
+ *   report-snapshot ID TO ok|fail | report-unreachable ID TO | restart ID [applied=N]
+ *                           applied=N: the node also lost its state machine after N and
+ *                           the commit hint after N (commit is persisted lazily)
  *   crash-after-persist ID  persist the next ready, then crash (no send, no apply) and
  *                           restart from storage
  *   step ID type=T from=F [term= index= log-term= commit= reject= hint= context= group=
@@ -313,6 +315,22 @@ static void sm_restore(struct node *n, const struct spl_raft_snapshot_meta *s)
     n->applied_index = s->index;
     n->conf = s->conf;
     n->epoch = s->epoch;
+}
+
+/* A crash lost what n applied after `applied` and the commit hint after it. */
+static void forget_after(struct node *n, uint64_t applied)
+{
+    if (applied < n->ms.snap.index || applied > n->applied_index)
+        fail("restart applied=%llu: outside [snapshot %llu, applied %llu]",
+             (unsigned long long)applied, (unsigned long long)n->ms.snap.index,
+             (unsigned long long)n->applied_index);
+    for (uint64_t i = applied; i < n->applied_index; i++) {
+        free(n->applied[i]);
+        n->applied[i] = NULL;
+    }
+    n->applied_index = applied;
+    if (n->ms.hs.commit > applied)
+        n->ms.hs.commit = applied;
 }
 
 static void sm_apply(struct node *n, const struct spl_raft_entry *e)
@@ -648,6 +666,13 @@ static void cmd_conf_change(const struct args *a)
     print_rc("propose-conf-change", rc);
 }
 
+static bool conf_same(const struct spl_raft_conf *a, const struct spl_raft_conf *b)
+{
+    return a->voter_count == b->voter_count && a->learner_count == b->learner_count &&
+           memcmp(a->voters, b->voters, a->voter_count * sizeof(a->voters[0])) == 0 &&
+           memcmp(a->learners, b->learners, a->learner_count * sizeof(a->learners[0])) == 0;
+}
+
 static void print_status(struct node *n)
 {
     struct spl_raft_status s;
@@ -659,6 +684,10 @@ static void print_status(struct node *n)
          (unsigned long long)s.applied, (unsigned long long)s.first_index,
          (unsigned long long)s.last_index, (unsigned long long)s.epoch);
     fmt_conf(&s.conf);
+    if (s.voting_conf_index && !conf_same(&s.conf, &s.voting_conf)) {
+        outf(" voting@%llu: ", (unsigned long long)s.voting_conf_index);
+        fmt_conf(&s.voting_conf);
+    }
     if (s.lead_transferee)
         outf(" transferee=%llu", (unsigned long long)s.lead_transferee);
     outf("\n");
@@ -1226,7 +1255,15 @@ static void run_cmd_nodes(const char *cmd, const struct args *a)
     else if (strcmp(cmd, "restart") == 0) {
         node_stop(n);
         inbox_clear(n);
+        if (kv(a, "applied"))
+            forget_after(n, num(kv(a, "applied")));
         node_start(n);
+        if (kv(a, "applied")) {
+            struct spl_raft_status s;
+            spl_raft_get_status(n->r, &s);
+            n->conf = s.conf;
+            n->epoch = s.epoch;
+        }
     } else if (strcmp(cmd, "step") == 0)
         cmd_step(n, a);
     else if (strcmp(cmd, "crash-after-persist") == 0)
