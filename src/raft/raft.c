@@ -220,6 +220,8 @@ void spl__raft_append(struct spl_raft *r, const struct spl_raft_entry *ents, uin
     if (n == 0)
         return;
     bool truncates = r->vconf_index != 0 && ents[0].index <= r->vconf_index;
+    if (ents[0].index <= spl__log_last_index(&r->log))
+        spl__box_drop_acks_from(r, ents[0].index);
     spl__log_append(&r->log, ents, n);
     if (truncates) {
         spl__rescan_vconf(r); /* back to the previous configuration entry */
@@ -450,6 +452,7 @@ static bool spl__restore(struct spl_raft *r, const struct spl_raft_snapshot_meta
         spl__log_commit_to(l, s->index);
         return false;
     }
+    spl__box_drop_acks_from(r, l->committed + 1); /* entries above may differ */
     spl__log_restore(l, s);
     /* the log is now the snapshot alone: both configurations are the snapshot's */
     bool changed = !spl__conf_equal(&r->conf, &s->conf) || !spl__conf_equal(&r->vconf, &s->conf);

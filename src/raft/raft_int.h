@@ -291,5 +291,10 @@ struct spl_raft_msg *spl__box_push(struct spl_raft *r, uint8_t type, uint64_t to
 struct spl_raft_entry *spl__box_reserve_entries(struct spl_raft *r, uint32_t n);
 void spl__box_commit_entries(struct spl_raft *r, struct spl_raft_msg *m, uint32_t n);
 void spl__box_push_read(struct spl_raft *r, uint64_t context, uint64_t index);
+/* Drop the collecting box's accepting APPEND_RESPs for index or above: the entries they
+ * acknowledge are being replaced (a conflicting append, a snapshot), and they would go
+ * out only after the replacement is durable, claiming entries the log no longer holds
+ * (FOUND-BUGS 10). Answers already handed out left with their own, earlier ready. */
+void spl__box_drop_acks_from(struct spl_raft *r, uint64_t index);
 
 #endif

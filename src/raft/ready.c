@@ -122,6 +122,31 @@ void spl__box_commit_entries(struct spl_raft *r, struct spl_raft_msg *m, uint32_
     b->ent_count += n;
 }
 
+void spl__box_drop_acks_from(struct spl_raft *r, uint64_t index)
+{
+    struct spl__box *b = &r->boxes[r->box];
+    uint32_t w = 0;
+    for (uint32_t i = 0; i < b->msg_count; i++) {
+        const struct spl_raft_msg *m = &b->msgs[i];
+        if (m->type == SPL_RAFT_MSG_APPEND_RESP && !m->reject && m->index >= index) {
+            ASSERT(m->entry_count == 0);
+            spl__raft_log(r, SPL_LOG_DEBUG,
+                          "%llu dropped unsent ack of index %llu to %llu: log truncated at %llu",
+                          (unsigned long long)r->id, (unsigned long long)m->index,
+                          (unsigned long long)m->to, (unsigned long long)index);
+            spl_iobuf_reset(&b->msgs[i].snapshot.data);
+            continue;
+        }
+        if (w != i) {
+            b->msgs[w] = b->msgs[i];
+            b->early[w] = b->early[i];
+            b->ent_off[w] = b->ent_off[i];
+        }
+        w++;
+    }
+    b->msg_count = w;
+}
+
 void spl__box_push_read(struct spl_raft *r, uint64_t context, uint64_t index)
 {
     struct spl__box *b = &r->boxes[r->box];
