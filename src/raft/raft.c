@@ -56,11 +56,17 @@ static bool spl__promotable(const struct spl_raft *r)
 
 /* With check_quorum this node promised the leader it heard within the last election
  * timeout (or, after a restart, may have) not to help elect anyone else: leases rely on
- * it. The same test guards (pre)votes for others and our own explicit campaigns. */
+ * it. The promise is counted from the last message of a leader, whatever happened to the
+ * term since (lease_elapsed is not reset by a term change); a leader keeps its own
+ * check-quorum window. The same test guards (pre)votes for others and our own explicit
+ * campaigns. */
 static bool spl__in_lease(const struct spl_raft *r)
 {
-    return r->cfg.check_quorum && (r->lead != SPL_RAFT_NONE || r->restart_lease) &&
-           r->election_elapsed < r->cfg.election_tick;
+    if (!r->cfg.check_quorum)
+        return false;
+    if (r->role == SPL_RAFT_LEADER)
+        return r->election_elapsed < r->cfg.election_tick;
+    return r->lease_held && r->lease_elapsed < r->cfg.election_tick;
 }
 
 static void spl__reset_timeout(struct spl_raft *r)
@@ -76,7 +82,6 @@ static void spl__reset(struct spl_raft *r, uint64_t term)
         r->term = term;
         r->vote = SPL_RAFT_NONE;
         r->transfer_tried = false;
-        r->restart_lease = false;
     }
     r->lead = SPL_RAFT_NONE;
     r->election_elapsed = 0;
@@ -361,8 +366,12 @@ static void spl__poll(struct spl_raft *r, uint64_t from, bool granted)
 static void spl__handle_vote(struct spl_raft *r, const struct spl_raft_msg *m)
 {
     bool pre = m->type == SPL_RAFT_MSG_PREVOTE;
-    bool can_vote = r->vote == m->from || (r->vote == SPL_RAFT_NONE && r->lead == SPL_RAFT_NONE) ||
-                    (pre && m->term > r->term);
+    /* a fresh grant keeps the lease promise even in a term this node learnt from a mere
+     * response (its lease then counts from an older leader: FOUND-BUGS 11) */
+    bool fresh = (r->vote == SPL_RAFT_NONE && r->lead == SPL_RAFT_NONE) ||
+                 (pre && m->term > r->term);
+    bool can_vote = r->vote == m->from ||
+                    (fresh && (m->context == SPL_RAFT_CTX_TRANSFER || !spl__in_lease(r)));
     bool grant = can_vote && spl__log_up_to_date(&r->log, m->index, m->log_term);
     uint8_t type = pre ? SPL_RAFT_MSG_PREVOTE_RESP : SPL_RAFT_MSG_VOTE_RESP;
     spl__raft_log(r, SPL_LOG_INFO,
@@ -619,6 +628,8 @@ static void spl__step_follower(struct spl_raft *r, const struct spl_raft_msg *m)
             spl__raft_become_follower(r, m->term, m->from);
         r->election_elapsed = 0;
         r->lead = m->from;
+        r->lease_held = true;
+        r->lease_elapsed = 0;
         if (m->type == SPL_RAFT_MSG_APPEND)
             spl__handle_append(r, m);
         else if (m->type == SPL_RAFT_MSG_HEARTBEAT)
@@ -671,8 +682,6 @@ int spl_raft_step(struct spl_raft *r, const struct spl_raft_msg *m)
 static void spl__tick_election(struct spl_raft *r)
 {
     r->election_elapsed++;
-    if (r->election_elapsed >= r->cfg.election_tick)
-        r->restart_lease = false;
     if (spl__promotable(r) && r->election_elapsed >= r->randomized_timeout) {
         r->election_elapsed = 0;
         spl__campaign(r, SPL__CAMPAIGN_PRE);
@@ -682,6 +691,8 @@ static void spl__tick_election(struct spl_raft *r)
 void spl_raft_tick(struct spl_raft *r)
 {
     r->now_tick++;
+    if (r->lease_held && ++r->lease_elapsed >= r->cfg.election_tick)
+        r->lease_held = false;
     if (r->role == SPL_RAFT_LEADER)
         spl__tick_leader(r);
     else
@@ -813,7 +824,8 @@ int spl_raft_init(const struct spl_raft_config *cfg, struct spl_raft **out)
     /* Before the crash this node may have acknowledged a leader whose lease still runs:
      * refuse votes for one election timeout, as if it had just heard from it. A node that
      * never saw a term (a new group) has granted nothing. */
-    r->restart_lease = r->term > 0;
+    r->lease_held = r->term > 0;
+    r->lease_elapsed = 0;
     r->prev_ss = (struct spl_raft_soft_state){.leader = SPL_RAFT_NONE, .role = r->role};
     spl__raft_check_invariants(r);
     *out = r;

@@ -235,7 +235,11 @@ struct spl_raft {
     uint64_t now_tick;
     uint64_t lead_transferee;
     bool transfer_tried;       /* a transfer started in this term: no more lease */
-    bool restart_lease;        /* restarted after a term: honour leases it may have granted */
+    /* The promise behind leader leases (check_quorum): ticks since this node last heard
+     * from a leader, kept across term changes (a newer term learnt from a response, not
+     * from a leader, must not free it to vote: FOUND-BUGS 11) and set at a restart. */
+    bool lease_held;
+    uint32_t lease_elapsed;
     uint64_t pending_conf_index;
     uint64_t uncommitted_bytes;
     uint64_t hb_round;
