@@ -64,6 +64,14 @@ run_etcd() {
 
 kill_etcd() { kill -9 "$ETCD_PID"; wait "$ETCD_PID" 2>/dev/null || true; }
 
+# A TCP proxy to etcd on PROXY_PORT, steered through $T/proxy.ctl (open, cut, hold, ...).
+start_etcd_proxy() {
+  PROXY_PORT=$(freeport)
+  echo open >"$T/proxy.ctl"
+  "$TOOL" proxy "$PROXY_PORT" "$ETCD_PORT" "$T/proxy.ctl" >"$T/proxy.log" 2>&1 &
+  PIDS+=("$!")
+}
+
 # start_mds NAME [ETCD_ENDPOINT] [extra flags...] - sets MDS_PID/ADDR/HTTP[NAME].
 start_mds() {
     local name=$1 ep=${2:-$ETCD_EP}

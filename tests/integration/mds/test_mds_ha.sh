@@ -41,10 +41,7 @@ ok "CLI with all addresses finds the new leader"
 
 # fencing: put a fresh MDS behind a TCP proxy to etcd and make it the leader
 for n in "${rest[@]}"; do kill_mds "$n"; done
-PROXY_PORT=$(freeport)
-echo open >"$T/proxy.ctl"
-"$TOOL" proxy "$PROXY_PORT" "$ETCD_PORT" "$T/proxy.ctl" >"$T/proxy.log" 2>&1 &
-PIDS+=("$!")
+start_etcd_proxy
 start_mds mp "http://127.0.0.1:$PROXY_PORT"
 wait_leader $(( LEASE_TTL_MS / 1000 + 10 )) mp >/dev/null || fail "proxied MDS did not lead"
 start_mds m5

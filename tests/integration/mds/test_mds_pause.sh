@@ -107,10 +107,7 @@ ok "resumed $L: never leader, refuses leader-only RPCs naming $L2, wrote nothing
 
 # ---- 2. a write delayed in the network while its leader is frozen ----
 for n in m1 m2 m3; do kill_mds "$n"; done
-PROXY_PORT=$(freeport)
-echo open >"$T/proxy.ctl"
-"$TOOL" proxy "$PROXY_PORT" "$ETCD_PORT" "$T/proxy.ctl" >"$T/proxy.log" 2>&1 &
-PIDS+=("$!")
+start_etcd_proxy
 start_mds mp "http://127.0.0.1:$PROXY_PORT"
 wait_leader $(( LEASE_TTL_MS / 1000 + 10 )) mp >/dev/null || fail "proxied MDS did not lead"
 start_mds m5
